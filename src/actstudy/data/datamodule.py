@@ -1,0 +1,133 @@
+"""Train/val/test splits of any dataset, held as tensors, served by `TensorLoader` through Lightning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from actstudy.config import DataConfig
+from actstudy.data.raw import RawSplits
+from actstudy.data.tensor_loader import TensorLoader
+from actstudy.paths import default_data_root
+
+
+@dataclass
+class ImageSplits:
+    """uint8 images (N, C, H, W) and int64 labels for train/val/test, with per-channel mean/std in [0, 1]."""
+
+    train_x: Tensor
+    train_y: Tensor
+    val_x: Tensor
+    val_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_classes: int = 10
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Return (C, H, W) of one image."""
+        c, h, w = self.train_x.shape[1:]
+        return int(c), int(h), int(w)
+
+
+def read_raw(data: DataConfig) -> RawSplits:
+    """Return the official train/test split of the configured dataset, reading or generating it."""
+    if data.name == "shapes":
+        from actstudy.data.shapes import read_shapes
+
+        train_size = (data.train_size or 8000) + data.val_size
+        return read_shapes(train_size, data.test_size or 1000, data.generator_seed)
+    root = Path(data.root) if data.root else default_data_root()
+    if data.name == "cifar10":
+        from actstudy.data.cifar10 import read_cifar10
+
+        return read_cifar10(root, download=data.download, verify_checksums=data.verify_checksums)
+    from actstudy.data.mnist import read_mnist
+
+    return read_mnist(root, download=data.download, verify_checksums=data.verify_checksums)
+
+
+def split(raw: RawSplits, data: DataConfig) -> ImageSplits:
+    """Return the splits: validation carved from train with `data.generator_seed`, sizes as configured."""
+    order = torch.randperm(len(raw.train_y), generator=torch.Generator().manual_seed(data.generator_seed))
+    val_idx, train_idx = order[: data.val_size], order[data.val_size :]
+    if data.train_size is not None:
+        train_idx = train_idx[: data.train_size]
+    test_x, test_y = raw.test_x, raw.test_y
+    if data.test_size is not None:
+        test_x, test_y = test_x[: data.test_size], test_y[: data.test_size]
+    train_x = raw.train_x[train_idx]
+    mean, std = channel_stats(train_x)
+    return ImageSplits(
+        train_x, raw.train_y[train_idx], raw.train_x[val_idx], raw.train_y[val_idx], test_x, test_y, mean, std
+    )
+
+
+def channel_stats(images: Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Return per-channel mean and std of uint8 images, scaled to [0, 1], computed in float64 chunks."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    for start in range(0, len(images), chunk):
+        x = images[start : start + chunk].to(torch.float64) / 255
+        total += x.sum(dim=(0, 2, 3))
+        total_sq += (x * x).sum(dim=(0, 2, 3))
+    count = len(images) * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (total_sq / count - mean * mean).clamp_min(1e-12).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def load_splits(data: DataConfig) -> ImageSplits:
+    """Return the configured dataset's splits; raise `DatasetUnavailable` with a fix if it is missing."""
+    return split(read_raw(data), data)
+
+
+class TensorDataModule(L.LightningDataModule):
+    """Moves the splits to the training device once, then serves whole-batch tensor loaders."""
+
+    def __init__(self, splits: ImageSplits, data: DataConfig, seed: int):
+        super().__init__()
+        self.splits, self.data, self.seed = splits, data, seed
+        self._on_device: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        s = self.splits
+        for name, (x, y) in {"train": (s.train_x, s.train_y), "val": (s.val_x, s.val_y),
+                             "test": (s.test_x, s.test_y)}.items():  # fmt: skip
+            if name not in self._on_device:
+                self._on_device[name] = (x.to(device), y.to(device))
+
+    def _loader(self, name: str, train: bool) -> TensorLoader:
+        x, y = self._on_device[name]
+        trainer = self.trainer
+        return TensorLoader(
+            x,
+            y,
+            self.data.batch_size,
+            self.splits.mean,
+            self.splits.std,
+            shuffle=train,
+            drop_last=train,
+            seed=self.seed,
+            crop_padding=self.data.crop_padding if train else 0,
+            flip=self.data.flip and train,
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+            epoch_source=(lambda: trainer.current_epoch) if (train and trainer is not None) else None,
+        )
+
+    def train_dataloader(self) -> TensorLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> TensorLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> TensorLoader:
+        return self._loader("test", train=False)

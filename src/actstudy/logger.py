@@ -1,0 +1,91 @@
+"""A Lightning logger that writes to one existing MLflow run, one `log_batch` per logging step.
+
+Writes happen on a background thread so training never waits for the store; `finalize` (and `flush`)
+block until every queued point is written, so nothing is lost at the end of a run. On a resumed run,
+points at or below the last step already in the store are dropped, so no step is logged twice.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from lightning.pytorch.loggers.logger import Logger
+from lightning.pytorch.utilities import rank_zero_only
+from mlflow.tracking import MlflowClient
+
+from actstudy.tracking import metric_points, retry
+
+_BATCH_LIMIT = 1000  # MLflow's maximum metrics per log_batch
+
+
+class MlflowRunLogger(Logger):
+    """Log metrics of one MLflow run (created elsewhere) asynchronously and in batches."""
+
+    def __init__(self, client: MlflowClient, run_id: str, skip_through_step: int = -1):
+        super().__init__()
+        self.client, self.run_id = client, run_id
+        self.skip_through_step = skip_through_step
+        self.points_written = 0
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return "mlflow"
+
+    @property
+    def version(self) -> str:
+        return self.run_id
+
+    @property
+    def experiment(self) -> MlflowClient:
+        return self.client
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Params are logged once, flattened, when the run is created (see `actstudy.train`)."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        step = int(step or 0)
+        if step <= self.skip_through_step:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._write_loop, name="mlflow-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(metric_points(metrics, step))
+
+    def _write_loop(self) -> None:
+        while True:
+            points = self._queue.get()
+            try:
+                while len(points) < _BATCH_LIMIT:  # coalesce whatever else is waiting
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    points.extend(more)
+                    self._queue.task_done()
+                for start in range(0, len(points), _BATCH_LIMIT):
+                    chunk = points[start : start + _BATCH_LIMIT]
+                    retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
+                    self.points_written += len(chunk)
+            except BaseException as exc:  # surfaced by flush()
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Block until every queued metric is in the store; re-raise a write error if one happened."""
+        self._queue.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise RuntimeError(f"writing metrics to MLflow failed: {error}") from error
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.flush()

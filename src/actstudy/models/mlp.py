@@ -1,0 +1,40 @@
+"""Fully connected net: flatten -> `depth` hidden layers of `width` units -> linear head."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+from actstudy.models.hidden_block import HiddenBlock
+
+
+class MLP(nn.Module):
+    """`depth` x [linear -> (BN) -> activation] -> linear, on flattened inputs."""
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        depth: int,
+        width: int,
+        make_activation: Callable[[], nn.Module],
+        batch_norm: bool = False,
+    ):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            HiddenBlock(
+                nn.Linear(in_features if i == 0 else width, width, bias=not batch_norm),
+                make_activation(),
+                nn.BatchNorm1d(width) if batch_norm else None,
+                None,
+            )
+            for i in range(depth)
+        )
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.flatten(1)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)

@@ -1,0 +1,28 @@
+"""Where actstudy keeps things on disk, independent of the current working directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = PROJECT_ROOT / "conf"
+
+
+def default_tracking_uri() -> str:
+    """Return the MLflow tracking URI: `MLFLOW_TRACKING_URI` if set, else the SQLite store in `mlruns/`."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+
+
+def default_artifact_root() -> str:
+    """Return the artifact root used when the default SQLite store creates an experiment."""
+    return (PROJECT_ROOT / "mlruns" / "artifacts").as_uri()
+
+
+def default_data_root() -> Path:
+    """Return the dataset folder: `ACTSTUDY_DATA` if set, else `data/` at the project root."""
+    env = os.environ.get("ACTSTUDY_DATA")
+    return Path(env) if env else PROJECT_ROOT / "data"

@@ -1,0 +1,162 @@
+"""A Hydra multirun as one MLflow sweep: parent run at the start, report and summary at the end.
+
+`on_multirun_start` validates every job's config (so a typo in one value stops the sweep before any
+training), creates the parent run and writes `sweep.json` into the sweep folder, where each job (local
+or on a SLURM node sharing the folder) finds the parent run id. `on_multirun_end` builds the comparison
+report, ends the parent run, and exits non-zero naming the jobs that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra import compose
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from actstudy import tracking
+from actstudy.config import ConfigError, parse_config
+from actstudy.run_state import STATE_FILE, RunState
+
+log = logging.getLogger("actstudy")
+SWEEP_FILE = "sweep.json"
+
+
+@dataclass
+class SweepInfo:
+    """The sweep's id and MLflow parent run, shared with its jobs through `sweep.json`."""
+
+    sweep_id: str
+    parent_run_id: str
+    tracking_uri: str
+    experiment_id: str
+
+    @classmethod
+    def load(cls, sweep_dir: Path) -> SweepInfo | None:
+        """Return the sweep info written at the start of the sweep in `sweep_dir`, or None."""
+        try:
+            return cls(**json.loads((sweep_dir / SWEEP_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def save(self, sweep_dir: Path) -> None:
+        """Write `sweep.json` into the sweep folder."""
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def job_overrides(config: DictConfig) -> list[list[str]]:
+    """Return the override list of every job the basic sweeper will launch (sweeper params included)."""
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(arguments)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def validate_jobs(config: DictConfig, config_name: str) -> list[str]:
+    """Return one error line per job whose config is invalid (empty when all are fine)."""
+    errors = []
+    for overrides in job_overrides(config):
+        try:
+            parse_config(compose(config_name=config_name, overrides=overrides))
+        except ConfigError as exc:
+            errors.append(f"job [{' '.join(overrides)}]: {exc}")
+        except Exception as exc:  # Hydra's own errors (unknown group option, bad override syntax)
+            errors.append(f"job [{' '.join(overrides)}]: {str(exc).splitlines()[0]}")
+    return errors
+
+
+def mark_sweep_interrupted(sweep_dir: Path) -> None:
+    """End the sweep's parent run as interrupted (the whole multirun was stopped)."""
+    info = SweepInfo.load(sweep_dir)
+    if info is not None:
+        client = tracking.open_client(info.tracking_uri)
+        tracking.end_run(client, info.parent_run_id, "interrupted")
+
+
+def job_states(sweep_dir: Path) -> list[RunState]:
+    """Return the recorded state of every job folder in the sweep."""
+    states = []
+    for path in sorted(sweep_dir.glob(f"*/{STATE_FILE}")):
+        state = RunState.load(path.parent)
+        if state is not None:
+            states.append(state)
+    return states
+
+
+class SweepCallback(Callback):
+    """Hydra callback: one MLflow parent run per multirun, report and failure summary at the end."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        config_name = kwargs.get("config_name") or "config"
+        errors = validate_jobs(config, config_name)
+        if errors:
+            for line in errors:
+                print(f"actstudy: error: {line}", file=sys.stderr)
+            print(f"actstudy: {len(errors)} job(s) have invalid config; nothing was run", file=sys.stderr)
+            sys.exit(2)
+        tracking_cfg = config.tracking
+        uri = tracking.resolve_uri(tracking_cfg.uri)
+        try:
+            tracking.check_reachable(uri)
+        except tracking.TrackingUnavailable as exc:
+            print(f"actstudy: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        client = tracking.open_client(uri)
+        experiment_id = tracking.experiment_id(client, tracking_cfg.experiment)
+        sweep_id = f"{sweep_dir.parent.name}_{sweep_dir.name}-{uuid.uuid4().hex[:4]}"
+        overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task))
+        tags = {
+            "mlflow.runName": f"sweep-{sweep_id}",
+            "actstudy.kind": "sweep",
+            "actstudy.sweep_id": sweep_id,
+            "actstudy.sweep_dir": str(sweep_dir.resolve()),
+            "actstudy.overrides": overrides,
+            "actstudy.launcher": str(config.hydra.launcher.get("_target_", "")),
+            "git.commit": tracking.git_commit(),
+        }
+        run = tracking.retry(lambda: client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=tags))
+        SweepInfo(sweep_id, run.info.run_id, uri, experiment_id).save(sweep_dir)
+        log.info("sweep %s: MLflow parent run %s in experiment '%s' at %s", sweep_id, run.info.run_id,
+                 tracking_cfg.experiment, uri)  # fmt: skip
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        info = SweepInfo.load(sweep_dir)
+        if info is None:
+            return
+        client = tracking.open_client(info.tracking_uri)
+        states = job_states(sweep_dir)
+        failed = [s for s in states if s.outcome not in ("completed", "diverged")]
+        if os.environ.get("ACTSTUDY_NO_REPORT") != "1":
+            try:
+                from actstudy.report import write_report
+
+                path = write_report(client, info.parent_run_id, sweep_dir / "report")
+                log.info("sweep report: %s", path)
+            except Exception as exc:  # the sweep's runs are safe in the store; the report can be re-run
+                log.exception("building the sweep report failed: %s", exc)
+                print(f"actstudy: warning: report failed ({exc}); re-run python -m actstudy.report "
+                      f"--sweep {info.sweep_id}", file=sys.stderr)  # fmt: skip
+        outcomes = {}
+        for s in states:
+            outcomes[s.outcome or "unknown"] = outcomes.get(s.outcome or "unknown", 0) + 1
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
+        tracking.log_params_and_tags(client, info.parent_run_id, {}, {"actstudy.jobs": summary})
+        tracking.end_run(client, info.parent_run_id, "failed" if failed else "completed",
+                         f"{len(failed)} job(s) failed" if failed else None)  # fmt: skip
+        print(f"actstudy: sweep {info.sweep_id} finished: {summary}", file=sys.stderr)
+        if failed:
+            for s in failed:
+                print(f"actstudy: failed job {s.run_name}: {s.outcome}: {s.error}", file=sys.stderr)
+            sys.exit(1)

@@ -1,0 +1,197 @@
+"""MLflow store access: resolve and check the tracking URI, experiments, runs, params and tags.
+
+All writes go through `retry` so that many jobs sharing one SQLite store wait for the lock instead of
+failing with "database is locked"; the SQLite store is switched to WAL mode so readers never block writers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from actstudy.paths import PROJECT_ROOT, default_tracking_uri
+
+T = TypeVar("T")
+TAG = "actstudy."
+OUTCOMES = ("completed", "diverged", "interrupted", "failed")
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store cannot be reached or opened; the message says how to fix it."""
+
+
+def resolve_uri(configured: str | None) -> str:
+    """Return `tracking.uri` if set, else `MLFLOW_TRACKING_URI`, else the project's SQLite store."""
+    return configured or default_tracking_uri()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """Return the database file of a `sqlite:///` URI, or None for other stores."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Raise `TrackingUnavailable` unless the store at `uri` answers (HTTP) or can be created (SQLite)."""
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                if response.status == 200:
+                    return
+                problem = f"HTTP {response.status}"
+        except (urllib.error.URLError, OSError, socket.timeout) as exc:
+            problem = str(getattr(exc, "reason", exc))
+        raise TrackingUnavailable(
+            f"cannot reach the MLflow tracking server at {uri} ({problem}); start it "
+            "(scripts/mlflow_server.sh) or point tracking.uri / MLFLOW_TRACKING_URI at a running one"
+        )
+    db = sqlite_path(uri)
+    if db is not None:
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackingUnavailable(f"cannot create the MLflow store folder {db.parent}: {exc}") from exc
+        if db.exists() and not os.access(db, os.W_OK):
+            raise TrackingUnavailable(f"the MLflow store {db} is not writable")
+
+
+def retry(fn: Callable[[], T], attempts: int = 12, first_wait_s: float = 0.05) -> T:
+    """Return `fn()`, retrying with exponential backoff while the SQLite store is locked."""
+    wait = first_wait_s
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:  # MLflow wraps the sqlite error in its own exception types
+            if "locked" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(wait)
+            wait = min(wait * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise store creation (schema migrations) between processes sharing one SQLite file."""
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def open_client(uri: str) -> MlflowClient:
+    """Return a client for `uri`, creating the SQLite store (in WAL mode) on first use."""
+    with _store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # creates and migrates a new SQLite store
+        db = sqlite_path(uri)
+        if db is not None:
+            with sqlite3.connect(db, timeout=30) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+    return client
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """Return the id of experiment `name`, creating it (artifacts beside a SQLite store) if needed."""
+    with _store_lock(client.tracking_uri):
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                client.restore_experiment(exp.experiment_id)
+            return exp.experiment_id
+        db = sqlite_path(client.tracking_uri)
+        location = None
+        if db is not None:
+            location = (db.parent / "artifacts" / name).as_uri()
+        return retry(lambda: client.create_experiment(name, artifact_location=location))
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Return a nested mapping as `{'a.b.c': 'value'}` strings, the way runs store their params."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def git_commit() -> str:
+    """Return the project's git commit, suffixed `-dirty` when the tree has changes ('unknown' outside git)."""
+    try:
+        run = lambda *args: subprocess.run(  # noqa: E731
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        return commit + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def slurm_tags() -> dict[str, str]:
+    """Return `slurm.job_id` / `slurm.array_task_id` tags when running inside a SLURM job."""
+    tags = {}
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    if job:
+        tags["slurm.job_id"] = os.environ.get("SLURM_JOB_ID", job)
+        if "SLURM_ARRAY_TASK_ID" in os.environ:
+            tags["slurm.array_job_id"] = job
+            tags["slurm.array_task_id"] = os.environ["SLURM_ARRAY_TASK_ID"]
+    return tags
+
+
+def log_params_and_tags(client: MlflowClient, run_id: str, params: Mapping[str, str], tags: Mapping[str, str]):
+    """Log params (MLflow's 6000-char limit applied) and tags in batches of 100."""
+    items = [Param(k, v[:6000]) for k, v in params.items()]
+    for start in range(0, len(items), 100):
+        retry(lambda s=start: client.log_batch(run_id, params=items[s : s + 100]))
+    tag_items = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+    retry(lambda: client.log_batch(run_id, tags=tag_items))
+
+
+def last_logged_step(client: MlflowClient, run_id: str) -> int:
+    """Return the highest step of any metric already logged in the run (-1 if none)."""
+    run = client.get_run(run_id)
+    last = -1
+    for key in run.data.metrics:
+        history = client.get_metric_history(run_id, key)
+        if history:
+            last = max(last, max(m.step for m in history))
+    return last
+
+
+def end_run(client: MlflowClient, run_id: str, outcome: str, error: str | None = None) -> None:
+    """Tag the run's outcome (and error) and end it: FINISHED, KILLED (interrupted) or FAILED."""
+    tags = {TAG + "outcome": outcome}
+    if error:
+        tags[TAG + "error"] = error[:5000]
+    retry(lambda: client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]))
+    status = {"completed": "FINISHED", "diverged": "FINISHED", "interrupted": "KILLED"}.get(outcome, "FAILED")
+    retry(lambda: client.set_terminated(run_id, status))
+
+
+def metric_points(values: Mapping[str, float], step: int) -> list[Metric]:
+    """Return MLflow metric entities for one step, all with the same timestamp."""
+    now = int(time.time() * 1000)
+    return [Metric(key, float(value), now, step) for key, value in values.items()]

@@ -1,0 +1,99 @@
+"""Entry point: `python -m actstudy.train [overrides]`, or `-m` for a sweep (one MLflow parent run).
+
+Hydra composes `conf/`; this module only turns Hydra's view of the job into a `JobSpec`, runs it, and
+maps failures to exit codes with one line on stderr: 2 for bad input (config, tracking store, dataset),
+130 for an interrupted run, 1 for a failed one. In a sweep a failed job is recorded and the sweep goes
+on; the sweep callback exits non-zero at the end and lists the failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from actstudy.config import ConfigError, parse_config, run_name
+from actstudy.data import DatasetUnavailable
+from actstudy.paths import CONF_DIR
+from actstudy.run_state import RunState
+from actstudy.runner import JobSpec, RunInterrupted, run_job
+from actstudy.sweep import SweepInfo, mark_sweep_interrupted
+from actstudy.tracking import TrackingUnavailable
+
+log = logging.getLogger("actstudy")
+USER_ERRORS = (ConfigError, DatasetUnavailable, TrackingUnavailable)
+
+OmegaConf.register_new_resolver("actstudy_run_name", run_name, replace=True)
+_NOISE = ("💡 Tip", "was configured so 100% of the batches")
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: not any(text in record.getMessage() for text in _NOISE)
+)
+warnings.filterwarnings("ignore", message=r".*The `srun` command is available.*")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def job_spec(cfg: DictConfig) -> JobSpec:
+    """Return the validated job description of the current Hydra job; raise ConfigError on bad input."""
+    hc = HydraConfig.get()
+    typed = parse_config(cfg)
+    resolved = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
+    sweep = SweepInfo.load(Path(hc.sweep.dir)) if hc.mode == RunMode.MULTIRUN else None
+    return JobSpec(
+        cfg=typed,
+        resolved=resolved,
+        run_name=run_name(typed.activation.name, typed.depth, typed.seed, hc.job.override_dirname),
+        output_dir=Path(hc.runtime.output_dir),
+        overrides=list(hc.overrides.task),
+        parent_run_id=sweep.parent_run_id if sweep else None,
+        sweep_id=sweep.sweep_id if sweep else None,
+    )
+
+
+def _record_failure(output_dir: Path, message: str) -> None:
+    """Note a job that failed before its run existed, for the end-of-sweep summary.
+
+    A state that already names a run is left alone: the runner recorded that run's outcome itself, or
+    it belongs to another live process running the same job.
+    """
+    state = RunState.load(output_dir)
+    if state is None or state.run_id is None:
+        RunState(None, output_dir.name, "", outcome="failed", error=message).save(output_dir)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Run one job; return its best validation accuracy (NaN if it failed inside a sweep)."""
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    output_dir = Path(hc.runtime.output_dir)
+    try:
+        return run_job(job_spec(cfg))
+    except USER_ERRORS as exc:
+        print(f"actstudy: error: {exc}", file=sys.stderr)
+        _record_failure(output_dir, str(exc))
+        if multirun:
+            return math.nan
+        sys.exit(2)
+    except RunInterrupted as exc:
+        print(f"actstudy: {exc}", file=sys.stderr)
+        if multirun:
+            mark_sweep_interrupted(Path(hc.sweep.dir))
+        sys.exit(130)
+    except Exception as exc:
+        log.exception("job %s failed", output_dir.name)
+        print(f"actstudy: error: job {output_dir.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _record_failure(output_dir, f"{type(exc).__name__}: {exc}")
+        if multirun:
+            return math.nan
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
