@@ -59,14 +59,18 @@ class InterruptCheckpoint(L.Callback):
         self.checkpoint_path = checkpoint_path
         self.interrupted = False
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         if not isinstance(exception, (KeyboardInterrupt, SystemExit)):
             return
         self.interrupted = True
         signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # Lightning ignores SIGINT while shutting down
         if trainer.state.fn == "fit" and trainer.global_step > 0:
             trainer.save_checkpoint(self.checkpoint_path)
-            log.warning("interrupted at step %d: checkpoint saved to %s", trainer.global_step, self.checkpoint_path)
+            log.warning(
+                "interrupted at step %d: checkpoint saved to %s", trainer.global_step, self.checkpoint_path
+            )
 
 
 def raise_keyboard_interrupt_on_sigterm() -> None:
@@ -96,14 +100,21 @@ class LogProgress(L.Callback):
             rate = (idx + 1) / max(time.monotonic() - self._epoch_start, 1e-9)
             log.info(
                 "epoch %d/%d batch %d/%s loss %.4f (%.1f batches/s)",
-                trainer.current_epoch + 1, trainer.max_epochs, idx + 1, total, float(loss), rate,
-            )  # fmt: skip
+                trainer.current_epoch + 1,
+                trainer.max_epochs,
+                idx + 1,
+                total,
+                float(loss),
+                rate,
+            )
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         log.info(
-            "epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs,
+            "epoch %d/%d %s",
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
             " ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())),
-        )  # fmt: skip
+        )

@@ -13,6 +13,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -104,7 +105,7 @@ class OptimizerConfig:
     def check(self) -> None:
         _choice("optimizer", self.name, OPTIMIZERS)
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"optimizer.lr={self.lr}: must be a positive number (e.g. optimizer.lr=0.05)")
+            raise ConfigError(f"optimizer.lr={self.lr}: must be a positive number (e.g. optimizer.lr=0.1)")
         _at_least("optimizer.momentum", self.momentum, 0.0)
         _at_least("optimizer.weight_decay", self.weight_decay, 0.0)
 
@@ -172,6 +173,19 @@ class RunConfig:
     def check(self) -> None:
         _at_least("depth", self.depth, 1)
         _choice("resume", self.resume, RESUME_MODES)
+
+
+@dataclass
+class JobSpec:
+    """One job: its validated config plus what Hydra knows about it (name, folder, overrides, sweep)."""
+
+    cfg: RunConfig
+    resolved: dict[str, Any]  # the resolved config, for params and the config artifact
+    run_name: str
+    output_dir: Path
+    overrides: list[str]
+    parent_run_id: str | None = None
+    sweep_id: str | None = None
 
 
 def parse_config(cfg: DictConfig | dict[str, Any]) -> RunConfig:

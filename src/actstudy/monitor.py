@@ -120,7 +120,11 @@ class GradientFlowMonitor(L.Callback):
         delta = torch.stack(torch._foreach_norm(torch._foreach_sub(weights, self._weights_before)))
         before = torch.stack(torch._foreach_norm(self._weights_before))
         weight_l2, weight_rms, bias_l2 = self._grad_stats
-        rows = {"grad/weight_l2": weight_l2, "grad/weight_rms": weight_rms, "grad/update_ratio": delta / before}
+        rows = {
+            "grad/weight_l2": weight_l2,
+            "grad/weight_rms": weight_rms,
+            "grad/update_ratio": delta / before,
+        }
         if bias_l2 is not None:
             rows["grad/bias_l2"] = bias_l2
         if self._act_stats:
@@ -128,7 +132,9 @@ class GradientFlowMonitor(L.Callback):
             for col, name in enumerate(("act/mean", "act/std", "act/saturated", "act/dead")):
                 rows[name] = stats[:, col]
         names = list(rows)
-        values = torch.cat([rows[n].float().flatten() for n in names] + [(weight_rms[0] / weight_rms[-1])[None]])
+        values = torch.cat(
+            [rows[n].float().flatten() for n in names] + [(weight_rms[0] / weight_rms[-1])[None]]
+        )
         host = values.tolist()  # the one host sync of a monitored step
         metrics: dict[str, float] = {}
         offset = 0

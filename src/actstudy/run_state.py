@@ -49,7 +49,7 @@ class RunState:
         os.replace(tmp, self.path(output_dir))
 
     def owner_alive(self) -> bool:
-        """Return True if the process that wrote this state still runs (on this host; unknown hosts: False)."""
+        """Return True if the process that wrote this state still runs (checked on this host only)."""
         if self.host != socket.gethostname() or self.pid <= 0 or self.pid == os.getpid():
             return False
         try:

@@ -11,7 +11,6 @@ import math
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -23,8 +22,9 @@ from mlflow.tracking import MlflowClient
 
 from actstudy import tracking
 from actstudy.callbacks import DivergenceGuard, InterruptCheckpoint, LogProgress
-from actstudy.config import ConfigError, RunConfig
+from actstudy.config import ConfigError, JobSpec, RunConfig
 from actstudy.data import TensorDataModule, load_splits
+from actstudy.errors import RunInterrupted
 from actstudy.logger import MlflowRunLogger
 from actstudy.models import build_model
 from actstudy.module import ClassifierModule
@@ -32,23 +32,8 @@ from actstudy.monitor import GradientFlowMonitor
 from actstudy.run_state import RESUMABLE, RunState, current_owner
 
 log = logging.getLogger("actstudy")
-
-
-class RunInterrupted(Exception):
-    """Training was stopped by Ctrl-C or SIGTERM after saving a checkpoint."""
-
-
-@dataclass
-class JobSpec:
-    """What the Hydra entry point knows about the job besides its config."""
-
-    cfg: RunConfig
-    resolved: dict  # the resolved config, for params and the config artifact
-    run_name: str
-    output_dir: Path
-    overrides: list[str]
-    parent_run_id: str | None = None
-    sweep_id: str | None = None
+if logging.getLogger().hasHandlers():  # Hydra's handlers print Lightning's messages: no duplicate
+    logging.getLogger("lightning").handlers.clear()
 
 
 def global_rank() -> int:
@@ -67,7 +52,9 @@ def decide_resume(mode: str, state: RunState | None, checkpoint: Path) -> str | 
             f"job '{state.run_name}' is already running (pid {state.pid}); wait for it or stop it first"
         )
     if mode == "true" and not resumable:
-        raise ConfigError(f"resume=true but there is no unfinished run with a checkpoint in {checkpoint.parent}")
+        raise ConfigError(
+            f"resume=true but there is no unfinished run with a checkpoint in {checkpoint.parent}"
+        )
     if mode == "false" or not resumable:
         return None
     return state.run_id
@@ -145,8 +132,12 @@ def run_job(spec: JobSpec) -> float:
         run_id = resume_run_id
         if rank_zero:
             tracking.retry(lambda: client.update_run(run_id, status="RUNNING"))
-            log.info("resuming run %s from %s (metrics logged through step %d)", run_id, last_ckpt,
-                     skip_through_step)  # fmt: skip
+            log.info(
+                "resuming run %s from %s (metrics logged through step %d)",
+                run_id,
+                last_ckpt,
+                skip_through_step,
+            )
     else:
         if state is not None and state.run_id and state.outcome is None and rank_zero:
             tracking.end_run(client, state.run_id, "interrupted", "the process died; not resumed")
@@ -155,8 +146,9 @@ def run_job(spec: JobSpec) -> float:
     state = RunState(run_id, spec.run_name, uri, **current_owner())
     if rank_zero:
         state.save(spec.output_dir)
-        log.info("MLflow run %s (%s) in experiment '%s' at %s", spec.run_name, run_id,
-                 cfg.tracking.experiment, uri)  # fmt: skip
+        log.info(
+            "MLflow run %s (%s) in experiment '%s' at %s", spec.run_name, run_id, cfg.tracking.experiment, uri
+        )
 
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     model = build_model(cfg, splits.input_shape, splits.num_classes)
@@ -166,20 +158,32 @@ def run_job(spec: JobSpec) -> float:
     guard = DivergenceGuard(cfg.trainer.log_every_n_steps)
     interrupt = InterruptCheckpoint(last_ckpt)
     checkpointing = ModelCheckpoint(
-        dirpath=checkpoint_dir, filename="best", monitor="val/acc", mode="max", save_top_k=1,
-        save_last=True, every_n_train_steps=cfg.trainer.checkpoint_every_n_steps,
-    )  # fmt: skip
+        dirpath=checkpoint_dir,
+        filename="best",
+        monitor="val/acc",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        every_n_train_steps=cfg.trainer.checkpoint_every_n_steps,
+    )
     callbacks: list[L.Callback] = [checkpointing, guard, interrupt]
     if cfg.monitor.enabled:
-        callbacks.append(GradientFlowMonitor(cfg.activation, cfg.monitor.every_n_steps, cfg.monitor.activations))
+        callbacks.append(
+            GradientFlowMonitor(cfg.activation, cfg.monitor.every_n_steps, cfg.monitor.activations)
+        )
     show_bar = _show_bar(cfg.trainer.progress)
     if cfg.trainer.progress != "none" and not show_bar:
         callbacks.append(LogProgress())
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
     trainer = L.Trainer(
-        **_trainer_kwargs(cfg), logger=logger, callbacks=callbacks, enable_progress_bar=show_bar,
-        enable_checkpointing=True, default_root_dir=spec.output_dir, plugins=plugins,
-    )  # fmt: skip
+        **_trainer_kwargs(cfg),
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=show_bar,
+        enable_checkpointing=True,
+        default_root_dir=spec.output_dir,
+        plugins=plugins,
+    )
 
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=last_ckpt if resume_run_id else None)
@@ -202,7 +206,9 @@ def run_job(spec: JobSpec) -> float:
                 state.outcome, state.error = outcome, error
                 state.save(spec.output_dir)
         if interrupted:
-            raise RunInterrupted(f"run {spec.run_name} interrupted; re-run the same command to resume") from exc
+            raise RunInterrupted(
+                f"run {spec.run_name} interrupted; re-run the same command to resume"
+            ) from exc
         raise
 
     best = checkpointing.best_model_score

@@ -23,7 +23,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from actstudy import tracking
 from actstudy.config import ConfigError, parse_config
 from actstudy.run_state import STATE_FILE, RunState
 
@@ -77,6 +76,8 @@ def validate_jobs(config: DictConfig, config_name: str) -> list[str]:
 
 def mark_sweep_interrupted(sweep_dir: Path) -> None:
     """End the sweep's parent run as interrupted (the whole multirun was stopped)."""
+    from actstudy import tracking
+
     info = SweepInfo.load(sweep_dir)
     if info is not None:
         client = tracking.open_client(info.tracking_uri)
@@ -97,6 +98,8 @@ class SweepCallback(Callback):
     """Hydra callback: one MLflow parent run per multirun, report and failure summary at the end."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from actstudy import tracking
+
         config_name = kwargs.get("config_name") or "config"
         errors = validate_jobs(config, config_name)
         if errors:
@@ -125,12 +128,21 @@ class SweepCallback(Callback):
             "actstudy.launcher": str(config.hydra.launcher.get("_target_", "")),
             "git.commit": tracking.git_commit(),
         }
-        run = tracking.retry(lambda: client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=tags))
+        run = tracking.retry(
+            lambda: client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=tags)
+        )
         SweepInfo(sweep_id, run.info.run_id, uri, experiment_id).save(sweep_dir)
-        log.info("sweep %s: MLflow parent run %s in experiment '%s' at %s", sweep_id, run.info.run_id,
-                 tracking_cfg.experiment, uri)  # fmt: skip
+        log.info(
+            "sweep %s: MLflow parent run %s in experiment '%s' at %s",
+            sweep_id,
+            run.info.run_id,
+            tracking_cfg.experiment,
+            uri,
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from actstudy import tracking
+
         sweep_dir = Path(config.hydra.sweep.dir)
         info = SweepInfo.load(sweep_dir)
         if info is None:
@@ -146,15 +158,22 @@ class SweepCallback(Callback):
                 log.info("sweep report: %s", path)
             except Exception as exc:  # the sweep's runs are safe in the store; the report can be re-run
                 log.exception("building the sweep report failed: %s", exc)
-                print(f"actstudy: warning: report failed ({exc}); re-run python -m actstudy.report "
-                      f"--sweep {info.sweep_id}", file=sys.stderr)  # fmt: skip
+                print(
+                    f"actstudy: warning: report failed ({exc}); re-run python -m actstudy.report "
+                    f"--sweep {info.sweep_id}",
+                    file=sys.stderr,
+                )
         outcomes = {}
         for s in states:
             outcomes[s.outcome or "unknown"] = outcomes.get(s.outcome or "unknown", 0) + 1
         summary = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
         tracking.log_params_and_tags(client, info.parent_run_id, {}, {"actstudy.jobs": summary})
-        tracking.end_run(client, info.parent_run_id, "failed" if failed else "completed",
-                         f"{len(failed)} job(s) failed" if failed else None)  # fmt: skip
+        tracking.end_run(
+            client,
+            info.parent_run_id,
+            "failed" if failed else "completed",
+            f"{len(failed)} job(s) failed" if failed else None,
+        )
         print(f"actstudy: sweep {info.sweep_id} finished: {summary}", file=sys.stderr)
         if failed:
             for s in failed:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import sqlite3
 import subprocess
 import time
@@ -22,15 +21,12 @@ from typing import Any, TypeVar
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from actstudy.errors import TrackingUnavailable
 from actstudy.paths import PROJECT_ROOT, default_tracking_uri
 
 T = TypeVar("T")
 TAG = "actstudy."
 OUTCOMES = ("completed", "diverged", "interrupted", "failed")
-
-
-class TrackingUnavailable(RuntimeError):
-    """The tracking store cannot be reached or opened; the message says how to fix it."""
 
 
 def resolve_uri(configured: str | None) -> str:
@@ -52,7 +48,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
                 if response.status == 200:
                     return
                 problem = f"HTTP {response.status}"
-        except (urllib.error.URLError, OSError, socket.timeout) as exc:
+        except (TimeoutError, urllib.error.URLError, OSError) as exc:
             problem = str(getattr(exc, "reason", exc))
         raise TrackingUnavailable(
             f"cannot reach the MLflow tracking server at {uri} ({problem}); start it "
@@ -138,7 +134,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def git_commit() -> str:
-    """Return the project's git commit, suffixed `-dirty` when the tree has changes ('unknown' outside git)."""
+    """Return the git commit, with `-dirty` when the tree has changes ('unknown' outside git)."""
     try:
         run = lambda *args: subprocess.run(  # noqa: E731
             ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10, check=True
@@ -161,7 +157,9 @@ def slurm_tags() -> dict[str, str]:
     return tags
 
 
-def log_params_and_tags(client: MlflowClient, run_id: str, params: Mapping[str, str], tags: Mapping[str, str]):
+def log_params_and_tags(
+    client: MlflowClient, run_id: str, params: Mapping[str, str], tags: Mapping[str, str]
+):
     """Log params (MLflow's 6000-char limit applied) and tags in batches of 100."""
     items = [Param(k, v[:6000]) for k, v in params.items()]
     for start in range(0, len(items), 100):

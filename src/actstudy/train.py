@@ -19,13 +19,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from actstudy.config import ConfigError, parse_config, run_name
-from actstudy.data import DatasetUnavailable
+from actstudy.config import ConfigError, JobSpec, parse_config, run_name
+from actstudy.errors import DatasetUnavailable, RunInterrupted, TrackingUnavailable
 from actstudy.paths import CONF_DIR
 from actstudy.run_state import RunState
-from actstudy.runner import JobSpec, RunInterrupted, run_job
+from actstudy.slurm import in_slurm_sweep_job
 from actstudy.sweep import SweepInfo, mark_sweep_interrupted
-from actstudy.tracking import TrackingUnavailable
 
 log = logging.getLogger("actstudy")
 USER_ERRORS = (ConfigError, DatasetUnavailable, TrackingUnavailable)
@@ -74,7 +73,10 @@ def main(cfg: DictConfig) -> float:
     multirun = hc.mode == RunMode.MULTIRUN
     output_dir = Path(hc.runtime.output_dir)
     try:
-        return run_job(job_spec(cfg))
+        spec = job_spec(cfg)
+        from actstudy.runner import run_job  # torch, Lightning and MLflow load only for valid input
+
+        return run_job(spec)
     except USER_ERRORS as exc:
         print(f"actstudy: error: {exc}", file=sys.stderr)
         _record_failure(output_dir, str(exc))
@@ -83,7 +85,7 @@ def main(cfg: DictConfig) -> float:
         sys.exit(2)
     except RunInterrupted as exc:
         print(f"actstudy: {exc}", file=sys.stderr)
-        if multirun:
+        if multirun and not in_slurm_sweep_job():  # a preempted SLURM job is requeued, the sweep goes on
             mark_sweep_interrupted(Path(hc.sweep.dir))
         sys.exit(130)
     except Exception as exc:

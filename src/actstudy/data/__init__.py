@@ -4,4 +4,11 @@ from actstudy.data.datamodule import ImageSplits, TensorDataModule, load_splits
 from actstudy.data.raw import DatasetUnavailable, RawSplits
 from actstudy.data.tensor_loader import TensorLoader
 
-__all__ = ["DatasetUnavailable", "ImageSplits", "RawSplits", "TensorDataModule", "TensorLoader", "load_splits"]
+__all__ = [
+    "DatasetUnavailable",
+    "ImageSplits",
+    "RawSplits",
+    "TensorDataModule",
+    "TensorLoader",
+    "load_splits",
+]

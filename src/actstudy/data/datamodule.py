@@ -99,8 +99,11 @@ class TensorDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         s = self.splits
-        for name, (x, y) in {"train": (s.train_x, s.train_y), "val": (s.val_x, s.val_y),
-                             "test": (s.test_x, s.test_y)}.items():  # fmt: skip
+        for name, (x, y) in {
+            "train": (s.train_x, s.train_y),
+            "val": (s.val_x, s.val_y),
+            "test": (s.test_x, s.test_y),
+        }.items():
             if name not in self._on_device:
                 self._on_device[name] = (x.to(device), y.to(device))
 

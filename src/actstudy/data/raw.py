@@ -6,6 +6,10 @@ from typing import NamedTuple
 
 from torch import Tensor
 
+from actstudy.errors import DatasetUnavailable
+
+__all__ = ["DatasetUnavailable", "RawSplits"]
+
 
 class RawSplits(NamedTuple):
     """A dataset as read from disk: uint8 images (N, C, H, W) and int64 labels, official train/test."""
@@ -14,7 +18,3 @@ class RawSplits(NamedTuple):
     train_y: Tensor
     test_x: Tensor
     test_y: Tensor
-
-
-class DatasetUnavailable(RuntimeError):
-    """The dataset is missing, cannot be downloaded, or is corrupt; the message says how to fix it."""

@@ -19,7 +19,9 @@ def build_model(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: 
 
     m = cfg.model
     if m.name == "cnn":
-        model = CNN(input_shape[0], num_classes, cfg.depth, m.width, make_activation, m.batch_norm, m.max_pools)
+        model = CNN(
+            input_shape[0], num_classes, cfg.depth, m.width, make_activation, m.batch_norm, m.max_pools
+        )
     else:
         c, h, w = input_shape
         model = MLP(c * h * w, num_classes, cfg.depth, m.width, make_activation, m.batch_norm)

@@ -1,0 +1,17 @@
+"""Errors that mean "the user's input is wrong": each message is one line saying what and how to fix it.
+
+They live in this import-light module so that the command line can report bad input in a second,
+before torch, Lightning or MLflow are imported.
+"""
+
+
+class DatasetUnavailable(RuntimeError):
+    """The dataset is missing, cannot be downloaded, or is corrupt; the message says how to fix it."""
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store cannot be reached or opened; the message says how to fix it."""
+
+
+class RunInterrupted(Exception):
+    """Training was stopped by Ctrl-C or SIGTERM after saving a checkpoint; re-running resumes it."""

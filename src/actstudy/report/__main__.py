@@ -1,0 +1,121 @@
+"""Command line: ``python -m actstudy.report [--tracking-uri URI] [--experiment NAME] [--sweep ID]``.
+
+Bad input (unknown experiment or sweep, unreachable store) prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+EXIT_USAGE = 2
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Return the parsed command-line arguments."""
+    p = argparse.ArgumentParser(
+        prog="python -m actstudy.report",
+        description="Write the comparison report (report.md, report.html, PNGs) of an actstudy sweep.",
+    )
+    p.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or mlruns/mlflow.db)"
+    )
+    p.add_argument("--experiment", default="actstudy", help="experiment name (default: %(default)s)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--sweep", metavar="SWEEP_ID", help="the parent's actstudy.sweep_id tag (or its run id)"
+    )
+    which.add_argument("--latest", action="store_true", help="the most recent sweep (the default)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="output folder (default: <sweep folder>/report, or ./report-<sweep_id> when that is missing)",
+    )
+    p.add_argument(
+        "--activations",
+        metavar="NAMES",
+        help="comma-separated names: only draw activations.png (functions and derivatives) into --out "
+        "(default ./report-activations); no tracking store needed",
+    )
+    p.add_argument(
+        "--no-log-artifacts", action="store_true", help="do not attach the report to the parent run"
+    )
+    return p.parse_args(argv)
+
+
+def _fail(message: str) -> int:
+    print(f"actstudy.report: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _check_store(uri: str) -> str | None:
+    """Return an error message when ``uri`` is a SQLite store whose file does not exist, else None."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
+        if path and path != ":memory:" and not Path(path).is_file():
+            return f"no MLflow store at {path} (tracking URI {uri})"
+    elif parsed.scheme in ("http", "https"):
+        # Fail fast on an unreachable server instead of MLflow's minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the process exit code (0 ok, 2 bad input or unreachable store)."""
+    args = parse_args(argv)
+    if args.activations:
+        from actstudy.report.activation_plot import activation_figure
+
+        names = [n.strip() for n in args.activations.split(",") if n.strip()]
+        out = args.out or Path("report-activations")
+        try:
+            fig = activation_figure(names, out / "activations.png")
+        except ValueError as exc:
+            return _fail(str(exc))
+        print(fig.path)
+        return 0
+
+    from actstudy.paths import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    problem = _check_store(uri)
+    if problem:
+        return _fail(problem)
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from actstudy.report.collect import ReportError, find_experiment_id, find_parent_run_id
+
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        exp_id = find_experiment_id(client, args.experiment)
+        parent = find_parent_run_id(client, exp_id, args.sweep)
+        from actstudy.report.build import write_report  # torch + matplotlib: only once the sweep is found
+
+        md = write_report(client, parent, out_dir=args.out, log_artifacts=not args.no_log_artifacts)
+    except ReportError as exc:
+        return _fail(str(exc))
+    except MlflowException as exc:
+        if "failed with exception" in str(exc):  # the REST client gave up: connection refused, DNS, timeout
+            return _fail(f"cannot reach the tracking server at {uri}")
+        return _fail(f"tracking store {uri}: {_first_line(exc)}")
+    except OSError as exc:  # includes requests' connection errors and unwritable output folders
+        return _fail(_first_line(exc))
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

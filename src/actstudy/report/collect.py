@@ -1,0 +1,289 @@
+"""Read a sweep (parent run + child runs) from MLflow into plain dataclasses.
+
+Everything downstream (tables, figures, rendering) works on these dataclasses only, so it can be tested
+without a store and never touches MLflow objects.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from actstudy.report.style import activation_order, activation_rank
+
+TAG_SWEEP_ID = "actstudy.sweep_id"
+TAG_KIND = "actstudy.kind"
+TAG_SWEEP_DIR = "actstudy.sweep_dir"
+TAG_OUTCOME = "actstudy.outcome"
+TAG_ERROR = "actstudy.error"
+TAG_DIVERGED_STEP = "actstudy.diverged_step"
+TAG_OVERRIDES = "actstudy.overrides"
+TAG_PARENT = "mlflow.parentRunId"
+
+#: Metric keys read with their full history. Per-layer families are prefixes followed by ``lNN``.
+SCALAR_METRICS = (
+    "val/acc",
+    "val/loss",
+    "test/acc",
+    "test/loss",
+    "train/loss",
+    "train/acc",
+    "grad/first_to_last",
+)
+LAYER_FAMILIES = ("grad/weight_rms", "grad/bias_l2", "act/saturated", "act/dead")
+
+_LAYER_RE = re.compile(r"^(?P<family>.+)/l(?P<layer>\d+)$")
+
+Series = list[tuple[int, float]]
+
+
+class ReportError(Exception):
+    """A problem with the user's input (store, experiment, sweep) that the CLI reports in one line."""
+
+
+@dataclass
+class RunData:
+    """One child run: its settings, tags, outcome and the metric histories the report needs."""
+
+    run_id: str
+    name: str
+    params: dict[str, str]
+    tags: dict[str, str]
+    status: str
+    start_time_ms: int | None
+    end_time_ms: int | None
+    metrics: dict[str, Series] = field(default_factory=dict)
+
+    @property
+    def activation(self) -> str:
+        """Return the activation name (``activation.name`` param), or ``?`` when missing."""
+        return self.params.get("activation.name", "?")
+
+    @property
+    def depth(self) -> int | None:
+        """Return the ``depth`` param as an int, or None when missing or not an integer."""
+        try:
+            return int(self.params["depth"])
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def outcome(self) -> str:
+        """Return the ``actstudy.outcome`` tag, else a guess from the MLflow run status (e.g. ``running``)."""
+        tag = self.tags.get(TAG_OUTCOME)
+        if tag:
+            return tag
+        return {"FINISHED": "completed?", "FAILED": "failed", "KILLED": "interrupted"}.get(
+            self.status, self.status.lower() or "unknown"
+        )
+
+    @property
+    def wall_time_s(self) -> float | None:
+        """Return end_time - start_time in seconds, or None while the run has no end time."""
+        if self.start_time_ms is None or self.end_time_ms is None:
+            return None
+        return (self.end_time_ms - self.start_time_ms) / 1000.0
+
+    @property
+    def plottable(self) -> bool:
+        """Return whether the run's metrics can go into figures (not failed, not diverged)."""
+        return self.outcome not in ("failed", "diverged")
+
+    def layers(self, family: str) -> list[int]:
+        """Return the sorted 1-based layer numbers for which ``family/lNN`` has a history."""
+        found = []
+        for key in self.metrics:
+            m = _LAYER_RE.match(key)
+            if m and m.group("family") == family:
+                found.append(int(m.group("layer")))
+        return sorted(found)
+
+    def series(self, key: str) -> Series:
+        """Return the finite (step, value) points of metric ``key`` sorted by step; empty when missing."""
+        return [(s, v) for s, v in self.metrics.get(key, []) if math.isfinite(v)]
+
+    def at_step(self, key: str, step: int) -> float | None:
+        """Return the metric value logged at exactly ``step`` (last one if logged twice), or None."""
+        values = [v for s, v in self.series(key) if s == step]
+        return values[-1] if values else None
+
+    def last(self, key: str) -> float | None:
+        """Return the value at the highest logged step of ``key``, or None when there is none."""
+        points = self.series(key)
+        return points[-1][1] if points else None
+
+    def best(self, key: str) -> float | None:
+        """Return the maximum logged value of ``key``, or None when there is none."""
+        points = self.series(key)
+        return max(v for _, v in points) if points else None
+
+    def by_layer(self, family: str, step: int | None = None) -> dict[int, float]:
+        """Return {layer: value} of a per-layer family at ``step`` (None = each layer's last logged step)."""
+        out = {}
+        for layer in self.layers(family):
+            key = layer_key(family, layer)
+            value = self.last(key) if step is None else self.at_step(key, step)
+            if value is not None:
+                out[layer] = value
+        return out
+
+    def missing(self) -> list[str]:
+        """Return human-readable names of metrics the report expects but this run lacks."""
+        gaps = [k for k in ("val/acc", "test/acc", "grad/first_to_last") if not self.series(k)]
+        depth = self.depth
+        for family in LAYER_FAMILIES:
+            have = set(self.layers(family))
+            if depth is None:
+                if not have:
+                    gaps.append(f"{family}/l*")
+                continue
+            lacking = [n for n in range(1, depth + 1) if n not in have]
+            if len(lacking) == depth:
+                gaps.append(f"{family}/l*")
+            elif lacking:
+                gaps.append(f"{family}/" + ",".join(f"l{n:02d}" for n in lacking))
+        if self.at_step("grad/first_to_last", 0) is None and self.series("grad/first_to_last"):
+            gaps.append("grad/first_to_last at step 0")
+        if "activation.name" not in self.params:
+            gaps.append("param activation.name")
+        if self.depth is None:
+            gaps.append("param depth")
+        return gaps
+
+
+@dataclass
+class SweepData:
+    """A sweep: the parent run's identity and tags plus its child runs."""
+
+    parent_run_id: str
+    sweep_id: str
+    experiment_name: str
+    tags: dict[str, str]
+    runs: list[RunData]
+
+    @property
+    def sweep_dir(self) -> str | None:
+        """Return the Hydra sweep output folder from the parent's ``actstudy.sweep_dir`` tag, if any."""
+        return self.tags.get(TAG_SWEEP_DIR) or None
+
+    def activations(self) -> list[str]:
+        """Return the activation names in the sweep, in a stable order (known ones first)."""
+        return activation_order(r.activation for r in self.runs)
+
+
+def layer_key(family: str, layer: int) -> str:
+    """Return the metric key of a per-layer family, e.g. ``layer_key("act/dead", 3) == "act/dead/l03"``."""
+    return f"{family}/l{layer:02d}"
+
+
+def _wanted(key: str) -> bool:
+    if key in SCALAR_METRICS:
+        return True
+    m = _LAYER_RE.match(key)
+    return bool(m and m.group("family") in LAYER_FAMILIES)
+
+
+def _search_all(client: MlflowClient, experiment_ids: list[str], filter_string: str) -> list[Run]:
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            experiment_ids, filter_string=filter_string, max_results=1000, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def find_experiment_id(client: MlflowClient, name: str) -> str:
+    """Return the id of the experiment called ``name``; raise ReportError when there is none."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        raise ReportError(f"experiment {name!r} not found in the tracking store")
+    return exp.experiment_id
+
+
+def find_parent_run_id(client: MlflowClient, experiment_id: str, sweep: str | None = None) -> str:
+    """Return the run id of the sweep's parent run.
+
+    ``sweep`` is matched against the parent's ``actstudy.sweep_id`` tag, then tried as a run id; None picks
+    the most recently started parent (``actstudy.kind = sweep``) in the experiment. Raises ReportError when
+    nothing matches.
+    """
+    kind_filter = f"tags.`{TAG_KIND}` = 'sweep'"
+    if sweep is None:
+        runs = client.search_runs(
+            [experiment_id], filter_string=kind_filter, max_results=1, order_by=["attributes.start_time DESC"]
+        )
+        if not runs:
+            raise ReportError("no sweep (parent run tagged actstudy.kind=sweep) in this experiment")
+        return runs[0].info.run_id
+    if "'" in sweep:
+        raise ReportError(f"invalid sweep id {sweep!r}")
+    runs = _search_all(client, [experiment_id], f"{kind_filter} and tags.`{TAG_SWEEP_ID}` = '{sweep}'")
+    if runs:
+        return max(runs, key=lambda r: r.info.start_time or 0).info.run_id
+    try:
+        run = client.get_run(sweep)
+    except MlflowException:  # unknown or malformed run id
+        run = None
+    if run is not None and run.info.experiment_id == experiment_id:
+        return run.info.run_id
+    raise ReportError(f"sweep {sweep!r} not found (no parent run with that actstudy.sweep_id or run id)")
+
+
+def _run_data(client: MlflowClient, run: Run) -> RunData:
+    metrics = {}
+    for key in sorted(run.data.metrics):
+        if _wanted(key):
+            history = client.get_metric_history(run.info.run_id, key)
+            metrics[key] = sorted(((m.step, float(m.value)) for m in history), key=lambda p: p[0])
+    return RunData(
+        run_id=run.info.run_id,
+        name=run.info.run_name or run.info.run_id[:8],
+        params=dict(run.data.params),
+        tags=dict(run.data.tags),
+        status=run.info.status or "",
+        start_time_ms=run.info.start_time,
+        end_time_ms=run.info.end_time,
+        metrics=metrics,
+    )
+
+
+def collect_sweep(client: MlflowClient, parent_run_id: str) -> SweepData:
+    """Return the sweep of ``parent_run_id``: parent tags plus every child run with its metric histories.
+
+    Children are runs whose ``mlflow.parentRunId`` is the parent, together with job runs carrying the same
+    ``actstudy.sweep_id`` tag (for jobs that could not set the parent link). Raises ReportError when the
+    parent run does not exist.
+    """
+    try:
+        parent = client.get_run(parent_run_id)
+    except MlflowException as exc:  # unknown id (RestException from a server is a subclass)
+        raise ReportError(f"parent run {parent_run_id!r} not found: {exc}") from exc
+    exp_id = parent.info.experiment_id
+    tags = dict(parent.data.tags)
+    sweep_id = tags.get(TAG_SWEEP_ID, parent_run_id)
+    children = {
+        r.info.run_id: r for r in _search_all(client, [exp_id], f"tags.`{TAG_PARENT}` = '{parent_run_id}'")
+    }
+    if TAG_SWEEP_ID in tags and "'" not in sweep_id:
+        for r in _search_all(client, [exp_id], f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}'"):
+            if r.info.run_id != parent_run_id and r.data.tags.get(TAG_KIND) != "sweep":
+                children.setdefault(r.info.run_id, r)
+    runs = [_run_data(client, r) for r in children.values()]
+    runs.sort(key=lambda r: (activation_rank(r.activation), r.depth or 0, r.name))
+    experiment = client.get_experiment(exp_id)
+    return SweepData(
+        parent_run_id=parent_run_id,
+        sweep_id=sweep_id,
+        experiment_name=experiment.name if experiment else exp_id,
+        tags=tags,
+        runs=runs,
+    )

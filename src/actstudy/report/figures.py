@@ -1,0 +1,320 @@
+"""The report's metric figures, drawn with matplotlib's object API (Agg canvas, no pyplot global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import BoundaryNorm, ListedColormap, to_rgb
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from actstudy.report.collect import RunData, SweepData, layer_key
+from actstudy.report.style import LINESTYLES, MARKERS, activation_color, activation_order
+from actstudy.report.tables import setting_columns
+
+DPI = 110
+MAX_PANEL_COLS = 6  # small multiples wrap after this many runs per row
+
+
+@dataclass
+class FigureFile:
+    """A figure written to disk, with the title and caption the report shows next to it."""
+
+    path: Path
+    title: str
+    caption: str
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as PNG to ``path`` (creating the folder) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    return path
+
+
+def _shade(color: str, rank: int, count: int) -> tuple[float, float, float]:
+    """Return ``color`` blended towards white: last of ``count`` series full colour, first lightest."""
+    if count <= 1:
+        return to_rgb(color)
+    mix = 0.55 * (count - 1 - rank) / (count - 1)
+    r, g, b = to_rgb(color)
+    return (r + (1 - r) * mix, g + (1 - g) * mix, b + (1 - b) * mix)
+
+
+class SeriesStyle:
+    """Consistent style per series (depth plus other varying settings except activation and seed)."""
+
+    def __init__(self, runs: list[RunData]) -> None:
+        self._extra = [k for k, _ in setting_columns(runs) if k not in ("activation.name", "depth", "seed")]
+        keys = sorted({self.key(r) for r in runs}, key=lambda k: (k[0] if k[0] is not None else -1, k[1:]))
+        self._rank = {k: i for i, k in enumerate(keys)}
+
+    def key(self, run: RunData) -> tuple:
+        """Return the series key of a run: (depth, values of the other varying settings)."""
+        return (run.depth, *(run.params.get(k, "?") for k in self._extra))
+
+    def label(self, run: RunData) -> str:
+        """Return the legend label of the run's series, e.g. ``depth 4`` or ``depth 4, model.init=xavier``."""
+        parts = [f"depth {run.depth}"] + [f"{k}={run.params.get(k, '?')}" for k in self._extra]
+        return ", ".join(parts)
+
+    def kwargs(self, run: RunData) -> dict:
+        """Return matplotlib line kwargs (colour shade, linestyle, marker) for the run."""
+        rank = self._rank[self.key(run)]
+        count = len(self._rank)
+        return {
+            "color": _shade(activation_color(run.activation), rank, count),
+            "linestyle": LINESTYLES[rank % len(LINESTYLES)],
+            "marker": MARKERS[rank % len(MARKERS)],
+        }
+
+
+def _layer_axis(ax: Axes, max_layer: int) -> None:
+    ax.set_xlim(0.6, max_layer + 0.4)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _legend_once(ax: Axes, handles: dict[str, Line2D], **kw) -> None:
+    if handles:
+        ax.legend(list(handles.values()), list(handles), fontsize=8, **kw)
+
+
+def _positive(points: dict[int, float]) -> dict[int, float]:
+    return {k: v for k, v in points.items() if v > 0}
+
+
+def _panel_title(ax: Axes, name: str) -> None:
+    ax.set_title(name, color=activation_color(name), fontweight="bold")
+
+
+def _by_layer_grid(
+    runs: list[RunData],
+    rows: list[tuple[str, Callable[[RunData], dict[int, float]]]],
+    *,
+    log: bool,
+    suptitle: str,
+) -> Figure:
+    """Return a rows × activations grid; each panel has one line per run with y over layers 1..depth."""
+    acts = activation_order(r.activation for r in runs)
+    style = SeriesStyle(runs)
+    max_layer = max((r.depth or 0 for r in runs), default=1)
+    for r in runs:
+        for _, getter in rows:
+            max_layer = max(max_layer, *getter(r).keys(), 1)
+    fig = Figure(figsize=(max(4.2, 3.6 * len(acts)), 3.2 * len(rows) + 0.6), layout="constrained")
+    axes = fig.subplots(len(rows), len(acts), sharex=True, sharey=True, squeeze=False)
+    for j, act in enumerate(acts):
+        handles: dict[str, Line2D] = {}
+        for i, (row_label, getter) in enumerate(rows):
+            ax = axes[i][j]
+            for run in (r for r in runs if r.activation == act):
+                points = getter(run)
+                if log:
+                    points = _positive(points)
+                if not points:
+                    continue
+                xs = sorted(points)
+                (line,) = ax.plot(xs, [points[x] for x in xs], markersize=5, lw=1.8, **style.kwargs(run))
+                handles.setdefault(style.label(run), line)
+            if log:
+                ax.set_yscale("log")
+            ax.grid(True, which="major", alpha=0.35)
+            if log:
+                ax.grid(True, which="minor", alpha=0.1)
+            _layer_axis(ax, max_layer)
+            if i == 0:
+                _panel_title(ax, act)
+            if j == 0:
+                ax.set_ylabel(row_label)
+            if i == len(rows) - 1:
+                ax.set_xlabel("layer (1 = input side)")
+        _legend_once(axes[0][j], dict(sorted(handles.items(), key=lambda kv: _depth_sort(kv[0]))), loc="best")
+    fig.suptitle(suptitle, fontsize=12)
+    return fig
+
+
+def _depth_sort(label: str) -> tuple[int, str]:
+    head = label.split(",")[0].removeprefix("depth ")
+    return (int(head) if head.isdigit() else -1, label)
+
+
+def grad_by_layer(sweep: SweepData, runs: list[RunData], path: Path) -> FigureFile | None:
+    """Write the vanishing-gradient picture (weight-gradient RMS per layer at step 0 and at the end).
+
+    Returns the written figure, or None when no run has ``grad/weight_rms`` metrics.
+    """
+    runs = [r for r in runs if r.layers("grad/weight_rms")]
+    if not runs:
+        return None
+    fig = _by_layer_grid(
+        runs,
+        [
+            ("grad RMS at init (step 0)", lambda r: r.by_layer("grad/weight_rms", step=0)),
+            ("grad RMS at the end", lambda r: r.by_layer("grad/weight_rms")),
+        ],
+        log=True,
+        suptitle="Weight-gradient RMS by layer: falling towards layer 1 = vanishing gradient",
+    )
+    return FigureFile(
+        save(fig, path),
+        "Gradient size by layer",
+        "`grad/weight_rms/lNN` per layer (log scale), at initialisation (top) and at the last logged step "
+        "(bottom); one panel per activation, one line per depth. A line that falls towards layer 1 means "
+        "the layers near the input learn slower: the vanishing gradient.",
+    )
+
+
+def grad_over_steps(sweep: SweepData, runs: list[RunData], path: Path) -> FigureFile | None:
+    """Write per-layer gradient size vs step for every run as small multiples (Nielsen's speed of learning).
+
+    Uses ``grad/weight_rms`` (``grad/bias_l2`` when no run has it). Returns None when neither exists.
+    """
+    family = "grad/weight_rms"
+    if not any(r.layers(family) for r in runs):
+        family = "grad/bias_l2"
+    runs = [r for r in runs if r.layers(family)]
+    if not runs:
+        return None
+    acts = activation_order(r.activation for r in runs)
+    style = SeriesStyle(runs)
+    per_act = {
+        a: sorted((r for r in runs if r.activation == a), key=lambda r: (style.key(r), r.name)) for a in acts
+    }
+    # one row of panels per activation, wrapped after MAX_PANEL_COLS runs
+    grid: list[tuple[str, list[RunData]]] = []
+    for act in acts:
+        chunk = per_act[act]
+        grid += [(act, chunk[k : k + MAX_PANEL_COLS]) for k in range(0, len(chunk), MAX_PANEL_COLS)]
+    ncols = max(len(row) for _, row in grid)
+    max_layer = max(max(r.layers(family)) for r in runs)
+    cmap = matplotlib.colormaps["viridis"].resampled(max_layer)
+    fig = Figure(figsize=(2.9 * ncols + 1.2, 2.4 * len(grid) + 0.8), layout="constrained")
+    axes = fig.subplots(len(grid), ncols, sharey=True, squeeze=False)
+    for i, (act, row) in enumerate(grid):
+        for j in range(ncols):
+            ax = axes[i][j]
+            if j >= len(row):
+                ax.set_axis_off()
+                continue
+            run = row[j]
+            for layer in run.layers(family):
+                pts = [(s, v) for s, v in run.series(layer_key(family, layer)) if v > 0]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), color=cmap(layer - 1), lw=1.4)
+            ax.set_yscale("log")
+            ax.grid(True, alpha=0.3)
+            ax.set_title(run.name, color=activation_color(act), fontsize=9, fontweight="bold")
+            ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+            ax.tick_params(labelsize=8)
+            if i == len(grid) - 1 or j >= len(grid[i + 1][1]):
+                ax.set_xlabel("step", fontsize=9)
+        axes[i][0].set_ylabel(family, fontsize=9)
+    norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)
+    sm = ScalarMappable(norm=norm, cmap=ListedColormap([cmap(k) for k in range(max_layer)]))
+    cbar = fig.colorbar(sm, ax=axes, shrink=0.8, aspect=30, pad=0.01)
+    cbar.set_label("layer (1 = input side)")
+    cbar.set_ticks(range(1, max_layer + 1))
+    fig.suptitle(f"{family} per layer over training (log scale), one panel per run", fontsize=12)
+    return FigureFile(
+        save(fig, path),
+        "Speed of learning per layer",
+        f"`{family}/lNN` vs optimiser step for each run, one colour per layer (dark = near the input). "
+        "Layers whose curves sit far below the others learn more slowly (Nielsen, ch. 5).",
+    )
+
+
+def val_acc(sweep: SweepData, runs: list[RunData], path: Path) -> FigureFile | None:
+    """Write validation accuracy vs epoch (k-th logged value = epoch k), one panel per activation.
+
+    Returns None when no run has ``val/acc``.
+    """
+    runs = [r for r in runs if r.series("val/acc")]
+    if not runs:
+        return None
+    acts = activation_order(r.activation for r in runs)
+    style = SeriesStyle(runs)
+    fig = Figure(figsize=(max(4.5, 3.6 * len(acts)), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(acts), sharey=True, squeeze=False)[0]
+    max_epochs = max(len(r.series("val/acc")) for r in runs)
+    for ax, act in zip(axes, acts, strict=True):
+        handles: dict[str, Line2D] = {}
+        for run in (r for r in runs if r.activation == act):
+            ys = [v for _, v in run.series("val/acc")]
+            (line,) = ax.plot(range(1, len(ys) + 1), ys, lw=1.8, markersize=4, **style.kwargs(run))
+            handles.setdefault(style.label(run), line)
+        _panel_title(ax, act)
+        ax.set_xlabel("epoch")
+        ax.set_xlim(0.7, max_epochs + 0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.35)
+        _legend_once(ax, dict(sorted(handles.items(), key=lambda kv: _depth_sort(kv[0]))), loc="best")
+    axes[0].set_ylabel("validation accuracy")
+    fig.suptitle("Validation accuracy per epoch", fontsize=12)
+    return FigureFile(
+        save(fig, path),
+        "Validation accuracy",
+        "`val/acc` after each epoch, one line per run (several seeds of a setting share a style).",
+    )
+
+
+def saturation_dead(sweep: SweepData, runs: list[RunData], path: Path) -> FigureFile | None:
+    """Write the fraction of saturated and of dead units per layer at the last logged step.
+
+    Returns None when no run has ``act/saturated`` or ``act/dead`` metrics.
+    """
+    runs = [r for r in runs if r.layers("act/saturated") or r.layers("act/dead")]
+    if not runs:
+        return None
+    fig = _by_layer_grid(
+        runs,
+        [
+            ("saturated units (fraction)", lambda r: r.by_layer("act/saturated")),
+            ("dead units (fraction)", lambda r: r.by_layer("act/dead")),
+        ],
+        log=False,
+        suptitle="Saturated and dead units by layer at the end of training",
+    )
+    for ax in fig.axes:
+        ax.set_ylim(-0.03, 1.03)
+    return FigureFile(
+        save(fig, path),
+        "Saturated and dead units",
+        "Fraction of units in the activation's saturated region (`act/saturated`, top) and of units that "
+        "output exactly zero for the whole batch (`act/dead`, bottom), per layer at the last logged step.",
+    )
+
+
+FIGURES: tuple[tuple[str, Callable[[SweepData, list[RunData], Path], FigureFile | None]], ...] = (
+    ("grad_by_layer.png", grad_by_layer),
+    ("grad_over_steps.png", grad_over_steps),
+    ("val_acc.png", val_acc),
+    ("saturation_dead.png", saturation_dead),
+)
+
+
+def metric_figures(sweep: SweepData, out_dir: Path) -> tuple[list[FigureFile], list[str]]:
+    """Write every metric figure of the sweep into ``out_dir``.
+
+    Returns the figures written and notes for the report (runs left out, figures skipped for lack of data).
+    Failed and diverged runs are left out of every figure: their metrics are partial or non-finite.
+    """
+    notes = []
+    excluded = [r for r in sweep.runs if not r.plottable]
+    if excluded:
+        names = ", ".join(f"{r.name} ({r.outcome})" for r in excluded)
+        notes.append(f"Left out of the figures (failed or diverged): {names}.")
+    runs = [r for r in sweep.runs if r.plottable]
+    written = []
+    for filename, draw in FIGURES:
+        result = draw(sweep, runs, out_dir / filename)
+        if result is None:
+            notes.append(f"`{filename}` not drawn: no run has the metrics it needs.")
+        else:
+            written.append(result)
+    return written, notes

@@ -1,0 +1,74 @@
+"""Shared fixtures: run the real CLI in a subprocess against a temporary SQLite MLflow store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+# Small enough for a CPU test (a few batches), large enough to exercise every code path.
+TINY = [
+    "data=shapes",
+    "data.train_size=64",
+    "data.val_size=32",
+    "data.test_size=32",
+    "data.batch_size=16",
+    "model.width=8",
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=2",
+    "monitor.every_n_steps=2",
+]
+
+
+def run_cli(
+    module: str, args: list[str], cwd: Path, uri: str | None, timeout: float = 600, **env_extra: str
+) -> subprocess.CompletedProcess:
+    """Return the finished `python -m <module> <args>` process, run in `cwd` with the given tracking URI."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    if uri is not None:
+        env["MLFLOW_TRACKING_URI"] = uri
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@dataclass
+class Sweep:
+    """A finished tiny sweep: its store, folder, CLI result and a client on the store."""
+
+    uri: str
+    sweep_dir: Path
+    result: subprocess.CompletedProcess
+    client: MlflowClient
+
+    def runs(self) -> list:
+        """Return all runs of the `actstudy` experiment, oldest first."""
+        exp = self.client.get_experiment_by_name("actstudy")
+        return self.client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
+    """Return a finished 2 x 2 sweep (activation=sigmoid,relu depth=1,2) in a temporary store."""
+    root = tmp_path_factory.mktemp("sweep")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    sweep_dir = root / "multirun"
+    result = run_cli(
+        "actstudy.train",
+        ["-m", "activation=sigmoid,relu", "depth=1,2", *TINY, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=root,
+        uri=uri,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return Sweep(uri, sweep_dir, result, MlflowClient(uri))

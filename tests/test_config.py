@@ -1,0 +1,121 @@
+"""Config composition for every group option, and one clear line for each kind of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from actstudy.config import ConfigError
+from actstudy.models import build_model
+from actstudy.paths import CONF_DIR, PROJECT_ROOT, default_tracking_uri
+from tests.conftest import run_cli
+from tests.monitor_helpers import config
+
+
+def options(group: str) -> list[str]:
+    """Return the option names of a config group folder."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def test_every_group_has_the_expected_options():
+    assert options("activation") == sorted(
+        ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softsign"]
+    )
+    assert options("model") == ["cnn", "mlp"]
+    assert options("data") == ["cifar10", "mnist", "shapes"]
+    assert options("optimizer") == ["adam", "sgd"]
+    assert {"vanishing_gradient", "nielsen"} <= set(options("experiment"))
+
+
+@pytest.mark.parametrize("activation", options("activation"))
+@pytest.mark.parametrize("model", ["cnn", "mlp"])
+def test_each_activation_and_model_composes_and_runs_forward(activation, model):
+    cfg = config(f"activation={activation}", f"model={model}", "depth=8", "data=shapes")
+    net = build_model(cfg, (3, 32, 32), 10)
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert len(net.blocks) == 8
+
+
+@pytest.mark.parametrize("init", ["default", "xavier", "kaiming", "nielsen"])
+def test_each_init_composes(init):
+    cfg = config(f"model.init={init}", "data=shapes", "activation=tanh")
+    build_model(cfg, (3, 32, 32), 10)
+
+
+def test_nielsen_init_draws_biases_from_a_unit_normal():
+    cfg = config("model=mlp", "model.init=nielsen", "model.width=400", "data=shapes", "depth=1")
+    bias = build_model(cfg, (1, 28, 28), 10).blocks[0].layer.bias
+    assert 0.85 < bias.std().item() < 1.15
+
+
+@pytest.mark.parametrize("data", ["cifar10", "mnist", "shapes"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_data_and_optimizer_options_compose(data, optimizer):
+    cfg = config(f"data={data}", f"optimizer={optimizer}")
+    assert cfg.data.name == data and cfg.optimizer.name == optimizer
+
+
+def test_batch_norm_control_and_depth_one():
+    cfg = config("model.batch_norm=true", "depth=1", "data=shapes")
+    net = build_model(cfg, (3, 32, 32), 10)
+    assert isinstance(net.blocks[0].norm, torch.nn.BatchNorm2d)
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_experiment_presets():
+    nielsen = config("experiment=nielsen")
+    assert (nielsen.model.name, nielsen.model.width, nielsen.depth) == ("mlp", 30, 4)
+    assert (nielsen.activation.name, nielsen.model.init, nielsen.optimizer.lr) == ("sigmoid", "nielsen", 0.1)
+    assert (nielsen.data.name, nielsen.data.batch_size) == ("mnist", 10)
+    vg = config("experiment=vanishing_gradient")
+    assert (vg.optimizer.name, vg.model.init, vg.model.batch_norm) == ("sgd", "default", False)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["depth=0", "depth=abc", "optimizer.lr=-1", "model.width=0", "model.init=zeros", "resume=maybe"],
+)
+def test_bad_values_raise_a_config_error_naming_the_key(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.")):
+        config(override, "data=shapes")
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("depth=0", "depth=0: must be >= 1"),
+        ("depth=abc", "depth='abc': must be an integer"),
+        ("optimizer.lr=-1", "optimizer.lr=-1.0: must be a positive number (e.g. optimizer.lr=0.1)"),
+        ("model.width=0", "model.width=0: must be >= 1"),
+    ],
+)
+def test_cli_rejects_bad_input_with_one_line_and_no_run(tmp_path: Path, override, expected):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("actstudy.train", ["data=shapes", override], cwd=tmp_path, uri=uri)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"actstudy: error: {expected}"
+    assert not (tmp_path / "mlflow.db").exists()  # nothing was logged, not even an empty store
+
+
+def test_cli_rejects_an_unknown_activation_listing_the_options(tmp_path: Path):
+    result = run_cli("actstudy.train", ["activation=swish2"], cwd=tmp_path, uri=None)
+    assert result.returncode != 0
+    assert "Could not find 'activation/swish2'" in result.stderr
+    assert "sigmoid" in result.stderr and "relu" in result.stderr
+
+
+def test_cli_sweep_with_one_bad_job_runs_nothing(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["-m", "depth=0,2", "data=shapes", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = run_cli("actstudy.train", args, cwd=tmp_path, uri=uri)
+    assert result.returncode == 2
+    assert "depth=0: must be >= 1" in result.stderr and "nothing was run" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_default_store_is_in_the_project_whatever_the_cwd(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_tracking_uri() == f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"

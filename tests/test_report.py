@@ -1,0 +1,417 @@
+"""Tests of the sweep report against a real temporary MLflow store (SQLite + local artifacts)."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from actstudy.report import ReportError, write_report
+from actstudy.report.__main__ import main
+from actstudy.report.collect import collect_sweep, find_parent_run_id
+from actstudy.report.tables import run_table
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FIGURES = (
+    "grad_by_layer.png",
+    "grad_over_steps.png",
+    "val_acc.png",
+    "saturation_dead.png",
+    "activations.png",
+)
+STEPS_PER_EPOCH = 20
+EPOCHS = 3
+SWEEP_ID = "sweep-test-001"
+
+# per-layer derivative factor of the backward pass at init: sigmoid shrinks ~4x per layer, relu keeps the size
+SHRINK = {"sigmoid": 0.25, "tanh": 0.6, "relu": 0.95}
+FINAL_ACC = {"sigmoid": 0.2, "tanh": 0.5, "relu": 0.8}
+
+
+@dataclass
+class Spec:
+    activation: str
+    depth: int
+    seed: int = 0
+    outcome: str = "completed"
+    grads: bool = True  # False: an old/crashed run without any gradient-flow metric
+
+
+SPECS = [
+    Spec("sigmoid", 2),
+    Spec("sigmoid", 4),
+    Spec("sigmoid", 4, seed=1),
+    Spec("tanh", 2),
+    Spec("tanh", 4, grads=False),
+    Spec("relu", 2),
+    Spec("relu", 4, outcome="failed"),
+]
+
+
+def _metrics(spec: Spec, ts: int) -> list[Metric]:
+    out = []
+    last_step = STEPS_PER_EPOCH * EPOCHS if spec.outcome != "failed" else 15
+    shrink, acc = SHRINK[spec.activation], FINAL_ACC[spec.activation] - 0.02 * spec.seed
+    for step in range(0, last_step + 1, 5):
+        progress = step / (STEPS_PER_EPOCH * EPOCHS)
+        if step > 0:
+            out += [
+                Metric("train/loss", 2.3 * (1 - 0.5 * progress), ts, step),
+                Metric("train/acc", acc * progress, ts, step),
+            ]
+        if spec.grads and step % 10 == 0:
+            rms = {
+                n: 1e-2 * shrink ** (spec.depth - n) * (1 + progress * n / spec.depth)
+                for n in range(1, spec.depth + 1)
+            }
+            for n, value in rms.items():
+                tag = f"l{n:02d}"
+                out += [
+                    Metric(f"grad/weight_rms/{tag}", value, ts, step),
+                    Metric(f"grad/weight_l2/{tag}", value * 30, ts, step),
+                    Metric(f"grad/bias_l2/{tag}", value * 3, ts, step),
+                    Metric(f"act/mean/{tag}", 0.5, ts, step),
+                    Metric(f"act/std/{tag}", 0.2, ts, step),
+                    Metric(
+                        f"act/saturated/{tag}",
+                        (0.1 * n * progress) if spec.activation != "relu" else 0.0,
+                        ts,
+                        step,
+                    ),
+                    Metric(
+                        f"act/dead/{tag}",
+                        (0.05 * n * progress) if spec.activation == "relu" else 0.0,
+                        ts,
+                        step,
+                    ),
+                ]
+                if step > 0:
+                    out.append(Metric(f"grad/update_ratio/{tag}", 1e-3, ts, step))
+            out.append(Metric("grad/first_to_last", rms[1] / rms[spec.depth], ts, step))
+    for epoch in range(1, EPOCHS + 1):
+        step = epoch * STEPS_PER_EPOCH
+        if step <= last_step:
+            out += [
+                Metric("val/acc", acc * epoch / EPOCHS, ts, step),
+                Metric("val/loss", 2.3 - epoch * 0.3, ts, step),
+                Metric("epoch", epoch - 1, ts, step),
+            ]
+    if spec.outcome == "completed":
+        out += [Metric("test/acc", acc - 0.01, ts, last_step), Metric("test/loss", 1.5, ts, last_step)]
+    return out
+
+
+@dataclass
+class Store:
+    client: MlflowClient
+    uri: str
+    experiment: str
+    parent: str
+    children: dict[str, str]  # run name -> run id
+    sweep_dir: Path
+
+
+def _no_fsync(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=OFF")
+    cursor.execute("PRAGMA journal_mode=MEMORY")
+    cursor.close()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A real SQLite MLflow store with one sweep parent and the child runs of SPECS.
+
+    The throw-away database skips fsync (PRAGMA synchronous=OFF): MLflow's schema migrations otherwise
+    dominate the test time on a busy disk.
+    """
+    event.listen(Engine, "connect", _no_fsync)
+    try:
+        yield _build_store(tmp_path_factory.mktemp("mlflow"))
+    finally:
+        event.remove(Engine, "connect", _no_fsync)
+
+
+def _build_store(tmp: Path) -> Store:
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    exp_id = client.create_experiment("actstudy-test", artifact_location=(tmp / "artifacts").as_uri())
+    sweep_dir = tmp / "multirun" / "2024-01-01" / "12-00-00"
+    sweep_dir.mkdir(parents=True)
+    t0 = int(time.time() * 1000) - 3_600_000
+    parent = client.create_run(
+        exp_id,
+        run_name="sweep",
+        start_time=t0,
+        tags={"actstudy.sweep_id": SWEEP_ID, "actstudy.kind": "sweep", "actstudy.sweep_dir": str(sweep_dir)},
+    ).info.run_id
+    children = {}
+    for i, spec in enumerate(SPECS):
+        name = f"{spec.activation}-d{spec.depth}-s{spec.seed}"
+        start = t0 + i * 60_000
+        tags = {
+            "mlflow.parentRunId": parent,
+            "actstudy.sweep_id": SWEEP_ID,
+            "actstudy.kind": "job",
+            "actstudy.outcome": spec.outcome,
+            "actstudy.overrides": f"activation={spec.activation},depth={spec.depth},seed={spec.seed}",
+        }
+        if spec.outcome == "failed":
+            tags["actstudy.error"] = "RuntimeError: CUDA out of memory"
+        run_id = client.create_run(exp_id, run_name=name, start_time=start, tags=tags).info.run_id
+        params = {
+            "activation.name": spec.activation,
+            "depth": spec.depth,
+            "seed": spec.seed,
+            "model.name": "cnn",
+            "model.init": "default",
+            "model.batch_norm": False,
+            "model.width": 32,
+            "optimizer.name": "sgd",
+            "optimizer.lr": 0.1,
+            "data.name": "shapes",
+            "trainer.max_epochs": EPOCHS,
+        }
+        metrics = _metrics(spec, start)
+        client.log_batch(
+            run_id, params=[Param(k, str(v)) for k, v in params.items()], tags=[RunTag("x", "y")]
+        )
+        for k in range(0, len(metrics), 900):
+            client.log_batch(run_id, metrics=metrics[k : k + 900])
+        status = "FAILED" if spec.outcome == "failed" else "FINISHED"
+        client.set_terminated(run_id, status, end_time=start + 42_000 + i * 1000)
+        children[name] = run_id
+    client.set_terminated(parent, "FINISHED", end_time=t0 + 600_000)
+    return Store(client, uri, "actstudy-test", parent, children, sweep_dir)
+
+
+@pytest.fixture(scope="module")
+def report(store: Store) -> Path:
+    """The report of the fixture sweep written with the default output folder."""
+    return write_report(store.client, store.parent)
+
+
+def _read_png(path: Path) -> tuple[int, int]:
+    import matplotlib.image
+
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE), path
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100, image.shape
+    assert image.std() > 0.01, f"{path.name} is blank"
+    return image.shape[1], image.shape[0]
+
+
+def test_files_written_in_default_folder(store: Store, report: Path) -> None:
+    assert report == store.sweep_dir / "report" / "report.md"
+    out = report.parent
+    for name in ("report.md", "report.html", *FIGURES):
+        assert (out / name).is_file(), name
+    for name in FIGURES:
+        _read_png(out / name)
+
+
+def test_html_is_self_contained(report: Path) -> None:
+    page = (report.parent / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(FIGURES)
+    assert "<link" not in page and "<script" not in page and '.png"' not in page
+
+
+def _md_table(md: str, heading: str) -> list[dict[str, str]]:
+    lines = md.split(f"## {heading}\n\n", 1)[1].splitlines()
+    rows = [line for line in lines[: next(i for i, x in enumerate(lines) if not x.startswith("|"))]]
+    cols = [c.strip() for c in rows[0].strip("|").split("|")]
+    return [dict(zip(cols, (c.strip() for c in r.strip("|").split("|")), strict=True)) for r in rows[2:]]
+
+
+def test_run_table_matches_store(store: Store, report: Path) -> None:
+    rows = _md_table(report.read_text(), "Runs")
+    assert sorted(r["run"] for r in rows) == sorted(store.children)
+    # only activation, depth and the varying seed are shown as settings
+    assert list(rows[0])[:4] == ["run", "activation", "depth", "seed"]
+    assert "init" not in rows[0] and "optimizer" not in rows[0]
+    for row in rows:
+        run_id = store.children[row["run"]]
+        run = store.client.get_run(run_id)
+        assert row["activation"] == run.data.params["activation.name"]
+        assert row["depth"] == run.data.params["depth"]
+        assert row["outcome"] == run.data.tags["actstudy.outcome"]
+        if "test/acc" in run.data.metrics:
+            assert row["test acc"] == f"{run.data.metrics['test/acc']:.3f}"
+        else:
+            assert row["test acc"] == "—"
+        val = [m.value for m in store.client.get_metric_history(run_id, "val/acc")]
+        assert row["best val acc"] == (f"{max(val):.3f}" if val else "—")
+        ratio = store.client.get_metric_history(run_id, "grad/first_to_last")
+        if ratio:
+            at0 = next(m.value for m in ratio if m.step == 0)
+            assert math.isclose(float(row["first/last grad @0"]), at0, rel_tol=0.06)
+        else:
+            assert row["first/last grad @0"] == "—"
+        wall = (run.info.end_time - run.info.start_time) / 1000
+        assert row["wall time"] == f"{wall:.1f} s"
+
+
+def test_sigmoid_gradient_vanishes(store: Store) -> None:
+    sweep = collect_sweep(store.client, store.parent)
+    run = next(r for r in sweep.runs if r.name == "sigmoid-d4-s0")
+    grads = run.by_layer("grad/weight_rms", step=0)
+    assert list(grads) == [1, 2, 3, 4]
+    assert grads[1] < grads[2] < grads[3] < grads[4]
+    assert run.at_step("grad/first_to_last", 0) == pytest.approx(0.25**3)
+
+
+def test_aggregate_table_over_seeds(report: Path) -> None:
+    rows = _md_table(report.read_text(), "Mean over seeds")
+    sig4 = next(r for r in rows if r["activation"] == "sigmoid" and r["depth"] == "4")
+    assert sig4["n"] == "2" and "±" in sig4["test acc"]
+    relu4 = next(r for r in rows if r["activation"] == "relu" and r["depth"] == "4")
+    assert relu4["n"] == "0" and relu4["runs"] == "1"
+
+
+def test_failed_and_missing_runs_are_reported(report: Path) -> None:
+    md = report.read_text()
+    notes = md.split("## Notes", 1)[1].split("## Figures", 1)[0]
+    assert "relu-d4-s0 (failed)" in notes and "CUDA out of memory" in notes
+    missing = next(line for line in notes.splitlines() if "Missing in `tanh-d4-s0" in line)
+    assert "grad/weight_rms/l*" in missing and "grad/first_to_last" in missing
+
+
+def test_parent_carries_artifacts(store: Store, report: Path) -> None:
+    names = {Path(f.path).name for f in store.client.list_artifacts(store.parent, "report")}
+    assert {"report.md", "report.html", *FIGURES} <= names
+
+
+def test_latest_and_sweep_lookup(store: Store) -> None:
+    exp_id = store.client.get_experiment_by_name(store.experiment).experiment_id
+    assert find_parent_run_id(store.client, exp_id) == store.parent
+    assert find_parent_run_id(store.client, exp_id, SWEEP_ID) == store.parent
+    assert find_parent_run_id(store.client, exp_id, store.parent) == store.parent
+    with pytest.raises(ReportError):
+        find_parent_run_id(store.client, exp_id, "no-such-sweep")
+
+
+def test_run_without_anything_does_not_crash(store: Store, tmp_path: Path) -> None:
+    sweep = collect_sweep(store.client, store.parent)
+    for run in sweep.runs:
+        run.metrics = {}
+    table = run_table(sweep)
+    assert len(table.rows) == len(store.children)
+    from actstudy.report.build import build_report
+
+    md, _files = build_report(sweep, tmp_path)
+    assert "not drawn" in md.read_text()
+    assert (tmp_path / "activations.png").is_file()
+
+
+def test_cli_report(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI wiring (lookup, out folder, no artifacts); figures are covered above, so skip drawing them."""
+    import actstudy.report.build
+
+    monkeypatch.setattr(actstudy.report.build, "metric_figures", lambda sweep, out: ([], []))
+    code = main(
+        [
+            "--tracking-uri",
+            store.uri,
+            "--experiment",
+            store.experiment,
+            "--out",
+            str(tmp_path),
+            "--no-log-artifacts",
+        ]
+    )
+    assert code == 0
+    assert (tmp_path / "report.html").is_file()
+    assert capsys.readouterr().out.strip().endswith("report.md")
+
+
+@pytest.mark.parametrize(
+    ("extra", "expect"),
+    [
+        (["--sweep", "no-such-sweep"], "not found"),
+        (["--experiment", "nope"], "experiment 'nope' not found"),
+    ],
+)
+def test_cli_bad_input_exits_2(
+    store: Store, extra: list[str], expect: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--tracking-uri", store.uri, "--experiment", store.experiment] + extra
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expect in err
+
+
+def test_cli_missing_sqlite_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--tracking-uri", f"sqlite:///{tmp_path}/none.db"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_cli_entry_point_bad_store(tmp_path: Path) -> None:
+    """The real ``python -m`` entry point: exit status 2, one line on stderr, no traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "actstudy.report", "--tracking-uri", f"sqlite:///{tmp_path}/none.db"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "no MLflow store" in proc.stderr
+
+
+def test_cli_unreachable_server(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert main(["--tracking-uri", f"http://127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot reach the tracking server" in err
+
+
+def test_default_out_dir_without_sweep_folder(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actstudy.report.build import default_out_dir
+
+    sweep = collect_sweep(store.client, store.parent)
+    assert default_out_dir(sweep) == store.sweep_dir / "report"
+    sweep.tags["actstudy.sweep_dir"] = str(tmp_path / "gone")
+    monkeypatch.chdir(tmp_path)
+    assert default_out_dir(sweep) == tmp_path / f"report-{SWEEP_ID}"
+
+
+def test_cli_activations_only(tmp_path: Path) -> None:
+    assert main(["--activations", "sigmoid,tanh,relu", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["activations.png"]
+    _read_png(tmp_path / "activations.png")
+
+
+def test_activation_derivatives() -> None:
+    from actstudy.report.activation_plot import function_and_derivative
+
+    _, _, ds = function_and_derivative("sigmoid")
+    _, _, dt = function_and_derivative("tanh")
+    x, _, dr = function_and_derivative("relu")
+    assert ds.max() == pytest.approx(0.25)
+    assert dt.max() == pytest.approx(1.0)
+    assert set(dr[x < 0]) == {0.0} and set(dr[x > 0]) == {1.0}
