@@ -22,7 +22,9 @@ def shapes_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_logged_values_equal_a_direct_computation(shapes_batch):
-    cfg = config("model=mlp", "activation=sigmoid", "depth=2", "model.width=5", "data=shapes", "optimizer.lr=0.5")
+    cfg = config(
+        "model=mlp", "activation=sigmoid", "depth=2", "model.width=5", "data=shapes", "optimizer.lr=0.5"
+    )
     x, y = shapes_batch[0][:16], shapes_batch[1][:16]
     torch.manual_seed(0)
     from actstudy.models import build_model
@@ -40,7 +42,9 @@ def test_logged_values_equal_a_direct_computation(shapes_batch):
         key = f"l{i + 1:02d}"
         w, g = block.layer.weight, block.layer.weight.grad
         assert logged[f"grad/weight_l2/{key}"] == pytest.approx(g.norm().item(), rel=1e-5)
-        assert logged[f"grad/weight_rms/{key}"] == pytest.approx(g.norm().item() / math.sqrt(g.numel()), rel=1e-5)
+        assert logged[f"grad/weight_rms/{key}"] == pytest.approx(
+            g.norm().item() / math.sqrt(g.numel()), rel=1e-5
+        )
         assert logged[f"grad/bias_l2/{key}"] == pytest.approx(block.layer.bias.grad.norm().item(), rel=1e-5)
         ratio = (trained.layer.weight.detach() - w.detach()).norm() / w.detach().norm()
         assert logged[f"grad/update_ratio/{key}"] == pytest.approx(ratio.item(), rel=1e-4)

@@ -38,7 +38,13 @@ def test_children_carry_params_tags_metrics_and_config(tiny_sweep: Sweep):
         assert params["model.width"] == "8" and params["optimizer.lr"] == "0.1" and params["seed"] == "0"
         assert tags["actstudy.outcome"] == "completed"
         assert tags["git.commit"] and f"depth={depth[1:]}" in tags["actstudy.overrides"]
-        for key in ("train/loss", "val/acc", "test/acc", "grad/first_to_last", f"grad/weight_rms/l{depth[1:]:0>2}"):
+        for key in (
+            "train/loss",
+            "val/acc",
+            "test/acc",
+            "grad/first_to_last",
+            f"grad/weight_rms/l{depth[1:]:0>2}",
+        ):
             assert key in metrics, key
         history = tiny_sweep.client.get_metric_history(run.info.run_id, "grad/weight_rms/l01")
         assert history[0].step == 0  # the initialised network is always recorded

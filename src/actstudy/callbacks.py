@@ -73,15 +73,6 @@ class InterruptCheckpoint(L.Callback):
             )
 
 
-def raise_keyboard_interrupt_on_sigterm() -> None:
-    """Make SIGTERM behave like Ctrl-C (checkpoint, end the run KILLED) outside SLURM-managed jobs."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 class LogProgress(L.Callback):
     """Plain progress lines for logs (SLURM, CI): a few per epoch, plus each validation result."""
 

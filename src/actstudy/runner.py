@@ -108,6 +108,43 @@ def _start_run(client: MlflowClient, spec: JobSpec, experiment_id: str) -> str:
     return run_id
 
 
+def _build_trainer(
+    spec: JobSpec, logger: MlflowRunLogger | bool, checkpoint_dir: Path
+) -> tuple[L.Trainer, ModelCheckpoint, DivergenceGuard, InterruptCheckpoint]:
+    """Return the Trainer and the callbacks whose state decides the run's outcome."""
+    cfg = spec.cfg
+    guard = DivergenceGuard(cfg.trainer.log_every_n_steps)
+    interrupt = InterruptCheckpoint(checkpoint_dir / "last.ckpt")
+    checkpointing = ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        filename="best",
+        monitor="val/acc",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        every_n_train_steps=cfg.trainer.checkpoint_every_n_steps,
+    )
+    callbacks: list[L.Callback] = [checkpointing, guard, interrupt]
+    if cfg.monitor.enabled:
+        m = cfg.monitor
+        callbacks.append(GradientFlowMonitor(cfg.activation, m.every_n_steps, m.activations))
+    show_bar = _show_bar(cfg.trainer.progress)
+    if cfg.trainer.progress != "none" and not show_bar:
+        callbacks.append(LogProgress())
+    # Under SLURM the launcher (submitit) requeues; Lightning must not requeue a second time.
+    plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
+    trainer = L.Trainer(
+        **_trainer_kwargs(cfg),
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=show_bar,
+        enable_checkpointing=True,
+        default_root_dir=spec.output_dir,
+        plugins=plugins,
+    )
+    return trainer, checkpointing, guard, interrupt
+
+
 def run_job(spec: JobSpec) -> float:
     """Train, validate and test one job into its MLflow run; return the best validation accuracy.
 
@@ -132,60 +169,29 @@ def run_job(spec: JobSpec) -> float:
         run_id = resume_run_id
         if rank_zero:
             tracking.retry(lambda: client.update_run(run_id, status="RUNNING"))
-            log.info(
-                "resuming run %s from %s (metrics logged through step %d)",
-                run_id,
-                last_ckpt,
-                skip_through_step,
-            )
+            log.info("resuming run %s from %s (logged through step %d)", run_id, last_ckpt, skip_through_step)
     else:
         if state is not None and state.run_id and state.outcome is None and rank_zero:
-            tracking.end_run(client, state.run_id, "interrupted", "the process died; not resumed")
+            tracking.end_run(client, state.run_id, "interrupted", "the process died; not resumed", "FAILED")
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         run_id = _start_run(client, spec, experiment_id) if rank_zero else ""
     state = RunState(run_id, spec.run_name, uri, **current_owner())
     if rank_zero:
+        owner = {"actstudy.host": state.host, "actstudy.pid": str(state.pid)}
+        tracking.log_params_and_tags(client, run_id, {}, owner)
         state.save(spec.output_dir)
         log.info(
             "MLflow run %s (%s) in experiment '%s' at %s", spec.run_name, run_id, cfg.tracking.experiment, uri
         )
 
-    L.seed_everything(cfg.seed, workers=False, verbose=False)
-    model = build_model(cfg, splits.input_shape, splits.num_classes)
-    module = ClassifierModule(model, cfg.optimizer, splits.num_classes)
-    datamodule = TensorDataModule(splits, cfg.data, cfg.seed)
     logger = MlflowRunLogger(client, run_id, skip_through_step) if rank_zero else False
-    guard = DivergenceGuard(cfg.trainer.log_every_n_steps)
-    interrupt = InterruptCheckpoint(last_ckpt)
-    checkpointing = ModelCheckpoint(
-        dirpath=checkpoint_dir,
-        filename="best",
-        monitor="val/acc",
-        mode="max",
-        save_top_k=1,
-        save_last=True,
-        every_n_train_steps=cfg.trainer.checkpoint_every_n_steps,
-    )
-    callbacks: list[L.Callback] = [checkpointing, guard, interrupt]
-    if cfg.monitor.enabled:
-        callbacks.append(
-            GradientFlowMonitor(cfg.activation, cfg.monitor.every_n_steps, cfg.monitor.activations)
-        )
-    show_bar = _show_bar(cfg.trainer.progress)
-    if cfg.trainer.progress != "none" and not show_bar:
-        callbacks.append(LogProgress())
-    plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
-    trainer = L.Trainer(
-        **_trainer_kwargs(cfg),
-        logger=logger,
-        callbacks=callbacks,
-        enable_progress_bar=show_bar,
-        enable_checkpointing=True,
-        default_root_dir=spec.output_dir,
-        plugins=plugins,
-    )
-
+    interrupt: InterruptCheckpoint | None = None
     try:
+        L.seed_everything(cfg.seed, workers=False, verbose=False)
+        model = build_model(cfg, splits.input_shape, splits.num_classes)
+        module = ClassifierModule(model, cfg.optimizer, splits.num_classes)
+        datamodule = TensorDataModule(splits, cfg.data, cfg.seed)
+        trainer, checkpointing, guard, interrupt = _build_trainer(spec, logger, checkpoint_dir)
         trainer.fit(module, datamodule=datamodule, ckpt_path=last_ckpt if resume_run_id else None)
         if interrupt.interrupted:
             raise RunInterrupted()
@@ -194,7 +200,9 @@ def run_job(spec: JobSpec) -> float:
         if logger:
             logger.flush()
     except BaseException as exc:
-        interrupted = interrupt.interrupted or isinstance(exc, (KeyboardInterrupt, RunInterrupted))
+        interrupted = (interrupt is not None and interrupt.interrupted) or isinstance(
+            exc, (KeyboardInterrupt, RunInterrupted)
+        )
         outcome = "interrupted" if interrupted else "failed"
         error = None if interrupted else f"{type(exc).__name__}: {exc}"
         if rank_zero:

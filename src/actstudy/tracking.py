@@ -179,13 +179,17 @@ def last_logged_step(client: MlflowClient, run_id: str) -> int:
     return last
 
 
-def end_run(client: MlflowClient, run_id: str, outcome: str, error: str | None = None) -> None:
-    """Tag the run's outcome (and error) and end it: FINISHED, KILLED (interrupted) or FAILED."""
+def end_run(
+    client: MlflowClient, run_id: str, outcome: str, error: str | None = None, status: str | None = None
+) -> None:
+    """Tag the run's outcome (and error) and end it: FINISHED, KILLED (interrupted), FAILED, or `status`."""
     tags = {TAG + "outcome": outcome}
     if error:
         tags[TAG + "error"] = error[:5000]
     retry(lambda: client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]))
-    status = {"completed": "FINISHED", "diverged": "FINISHED", "interrupted": "KILLED"}.get(outcome, "FAILED")
+    status = status or {"completed": "FINISHED", "diverged": "FINISHED", "interrupted": "KILLED"}.get(
+        outcome, "FAILED"
+    )
     retry(lambda: client.set_terminated(run_id, status))
 
 
