@@ -74,6 +74,9 @@ def main(cfg: DictConfig) -> float:
     output_dir = Path(hc.runtime.output_dir)
     try:
         spec = job_spec(cfg)
+        from actstudy import tracking  # an unreachable store fails here, before torch and Lightning load
+
+        tracking.check_reachable(tracking.resolve_uri(spec.cfg.tracking.uri))
         from actstudy.runner import run_job  # torch, Lightning and MLflow load only for valid input
 
         return run_job(spec)

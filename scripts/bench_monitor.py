@@ -1,0 +1,167 @@
+"""Benchmark: what the harness and its gradient-flow monitor cost per training step.
+
+Trains the same CNN (depth 4, shapes data, plain SGD) for the same number of steps, in one process:
+  (a) a plain PyTorch loop;
+  (b) the harness (Lightning module, tensor loader, MLflow logging to a local store) with the monitor off;
+  (c) the same with the monitor on at its default frequency, activation statistics included.
+Repetitions are interleaved (a, b, c, a, b, c, ...) so that machine noise hits all three alike; the
+median seconds per step of each is reported with the ratios (b)/(a) and (c)/(b).
+
+    python scripts/bench_monitor.py [--steps 300] [--repeats 5] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.nn import functional as F
+
+from actstudy import tracking
+from actstudy.config import parse_config
+from actstudy.data.datamodule import split
+from actstudy.data.shapes import read_shapes
+from actstudy.data.tensor_loader import TensorLoader
+from actstudy.logger import MlflowRunLogger
+from actstudy.models import build_model
+from actstudy.module import ClassifierModule
+from actstudy.monitor import GradientFlowMonitor
+
+WARMUP = 10
+
+
+def make_config():
+    from hydra import compose, initialize_config_dir
+
+    import actstudy.train  # noqa: F401  (registers the config resolver)
+    from actstudy.paths import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return parse_config(compose("config", overrides=["data=shapes", "depth=4", "activation=relu"]))
+
+
+def loader(splits, cfg) -> TensorLoader:
+    return TensorLoader(
+        splits.train_x, splits.train_y, cfg.data.batch_size, splits.mean, splits.std,
+        shuffle=True, drop_last=True, seed=cfg.seed,
+    )  # fmt: skip
+
+
+def plain_loop(cfg, splits, steps: int) -> float:
+    """Return seconds per step of a hand-written PyTorch training loop."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, splits.input_shape, 10)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.optimizer.lr)
+    data, done, epoch, start = loader(splits, cfg), 0, 0, 0.0
+    while done < steps + WARMUP:
+        data.set_epoch(epoch)
+        for x, y in data:
+            if done == WARMUP:
+                start = time.perf_counter()
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            if done == steps + WARMUP:
+                break
+        epoch += 1
+    return (time.perf_counter() - start) / steps
+
+
+class StepTimer(L.Callback):
+    """Time the steps after the warm-up."""
+
+    def __init__(self) -> None:
+        self.start = 0.0
+        self.end = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, idx):
+        if trainer.global_step == WARMUP:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, idx):
+        self.end = time.perf_counter()
+
+
+class Loaders(L.LightningDataModule):
+    def __init__(self, splits, cfg):
+        super().__init__()
+        self.splits, self.cfg = splits, cfg
+
+    def train_dataloader(self):
+        trainer = self.trainer
+        data = loader(self.splits, self.cfg)
+        data.epoch_source = lambda: trainer.current_epoch
+        return data
+
+
+def harness(cfg, splits, steps: int, monitor: bool, client, experiment_id: str) -> float:
+    """Return seconds per step of the harness (Lightning + MLflow logging), monitor on or off."""
+    torch.manual_seed(cfg.seed)
+    run_id = client.create_run(experiment_id, run_name=f"bench-monitor-{monitor}").info.run_id
+    logger = MlflowRunLogger(client, run_id)
+    timer = StepTimer()
+    callbacks: list[L.Callback] = [timer]
+    if monitor:
+        callbacks.append(
+            GradientFlowMonitor(cfg.activation, cfg.monitor.every_n_steps, cfg.monitor.activations)
+        )
+    trainer = L.Trainer(
+        max_steps=steps + WARMUP, accelerator="cpu", logger=logger, callbacks=callbacks,
+        log_every_n_steps=cfg.trainer.log_every_n_steps, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+        deterministic=True,
+    )  # fmt: skip
+    module = ClassifierModule(build_model(cfg, splits.input_shape, 10), cfg.optimizer, 10)
+    trainer.fit(module, datamodule=Loaders(splits, cfg))
+    logger.flush()
+    tracking.end_run(client, run_id, "completed")
+    return (timer.end - timer.start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import logging
+
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    cfg = make_config()
+    splits = split(read_shapes(8000 + cfg.data.val_size, 10, cfg.data.generator_seed), cfg.data)
+    store = Path(tempfile.mkdtemp()) / "mlflow.db"
+    client = tracking.open_client(f"sqlite:///{store}")
+    experiment_id = tracking.experiment_id(client, "bench")
+    times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    for rep in range(args.repeats):
+        times["a"].append(plain_loop(cfg, splits, args.steps))
+        times["b"].append(harness(cfg, splits, args.steps, False, client, experiment_id))
+        times["c"].append(harness(cfg, splits, args.steps, True, client, experiment_id))
+        print(
+            f"repeat {rep + 1}: " + "  ".join(f"{k} {v[-1] * 1e3:.2f} ms" for k, v in times.items()),
+            flush=True,
+        )
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\nCNN depth 4, width {cfg.model.width}, batch {cfg.data.batch_size}, {args.steps} steps x "
+          f"{args.repeats} repeats, torch threads {torch.get_num_threads()}, monitor every "
+          f"{cfg.monitor.every_n_steps} steps")  # fmt: skip
+    print("| variant | median ms/step |")
+    print("|---|---:|")
+    print(f"| (a) plain PyTorch loop | {med['a'] * 1e3:.2f} |")
+    print(f"| (b) harness, monitor off | {med['b'] * 1e3:.2f} |")
+    print(f"| (c) harness, monitor on | {med['c'] * 1e3:.2f} |")
+    print(f"\n(b)/(a) = {med['b'] / med['a']:.3f}   (c)/(b) = {med['c'] / med['b']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

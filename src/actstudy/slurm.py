@@ -1,0 +1,57 @@
+"""SLURM support: the launcher behind `hydra/launcher=slurm` (hydra_plugins.actstudy_slurm) and its helpers.
+
+The launcher is hydra-submitit-launcher's SLURM launcher, made safe for preemption and requeueing.
+
+Two changes to `submitit_slurm`, both about jobs that SLURM stops before they finish:
+
+* Timeout / preemption signal (USR2, `signal_delay_s` before the time limit): submitit checkpoints the
+  submission (the launcher's `checkpoint()` resubmits the same job, so the requeued job reuses the same
+  Hydra job folder), runs `scontrol requeue`, then raises `SystemExit` wherever the training happens to
+  be, possibly in the middle of an optimiser step. Here that `SystemExit` (and the "not requeued" error)
+  is turned into a SIGTERM instead, which Lightning handles at the end of the current batch: the
+  `InterruptCheckpoint` callback saves `last.ckpt`, the MLflow run ends KILLED / `interrupted`, and the
+  requeued job continues the same run from the checkpoint (`runner.decide_resume`). This is exactly the
+  path of a plain `scontrol requeue` or a preemption (SLURM sends SIGTERM), so both behave the same.
+* A job that ends without a result (cancelled, timed out with no requeue left, killed) no longer
+  crashes the whole multirun: it is reported on stderr, the sweep goes on, and the sweep's end-of-run
+  summary counts it (its `actstudy_run.json` says `interrupted`, or nothing finished) as not completed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any
+
+log = logging.getLogger("actstudy")
+
+
+def in_slurm_sweep_job() -> bool:
+    """Return True in a job that this launcher submitted to SLURM (one job of a sweep, maybe requeued).
+
+    Such a job being stopped (preemption, requeue, timeout) is not the sweep being stopped: the
+    submitting process still owns the sweep. A whole local `-m` sweep run inside one `sbatch` or
+    `salloc` allocation is not such a job.
+    """
+    return bool(os.environ.get("SLURM_JOB_ID")) and os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+
+
+def stop_cleanly_on_timeout_signal() -> None:
+    """Wrap submitit's USR2 handler so that it ends in a clean Lightning stop instead of a SystemExit."""
+    usr2 = signal.SIGUSR2
+    submitit_handler = signal.getsignal(usr2)
+    if not callable(submitit_handler):
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        try:
+            submitit_handler(signum, frame)  # checkpoint() + scontrol requeue, then sys.exit(-1)
+            return  # not rank 0: SLURM's SIGTERM reaches this task too
+        except SystemExit:
+            log.warning("SLURM job requeued after signal %d: stopping at the end of the batch", signum)
+        except Exception as exc:  # submitit's UncompletedJobError: timed out too many times
+            log.warning("SLURM job not requeued (%s): stopping at the end of the batch", exc)
+        signal.raise_signal(signal.SIGTERM)  # Lightning: SIGTERMException after this batch
+
+    signal.signal(usr2, handler)

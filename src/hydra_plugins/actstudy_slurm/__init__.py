@@ -1,0 +1,1 @@
+"""actstudy's Hydra plugins: the SLURM launcher (`conf/hydra/launcher/slurm.yaml`)."""

@@ -1,0 +1,239 @@
+"""Browser test: a real `mlflow server` on the tiny sweep's store, driven in headless Chromium.
+
+It checks what a person would do after a sweep: open the experiment, find the child runs under
+the sweep's parent run, tick two of them and press Compare. Screenshots of the runs table and of
+the compare view go to `tmp_path` and, when `ACTSTUDY_SAVE_SCREENSHOTS=<dir>` is set, are copied
+there as `mlflow_ui_runs.png` and `mlflow_ui_compare.png` (how `docs/` gets its pictures).
+
+Needs Playwright (Python) and a Chromium binary (`/usr/bin/chromium` from Debian's `chromium`
+package, or `ACTSTUDY_CHROMIUM`); never `playwright install`. Without them the test is skipped,
+unless `ACTSTUDY_REQUIRE_BROWSER=1` (CI), where it fails instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path(os.environ.get("ACTSTUDY_CHROMIUM", "/usr/bin/chromium"))
+VIEWPORT = {"width": 1400, "height": 900}
+SERVER_START_TIMEOUT = 120.0  # s; mlflow 3 imports a lot before /health answers (~20 s here)
+UI_TIMEOUT = 30_000  # ms, for every wait on the page
+# Runs-table columns toggled for the screenshot: hide empty attributes, show what the study is about.
+COLUMN_TOGGLES = ("Dataset", "Source", "Models", "activation.name", "depth", "test/acc", "grad/first_to_last")
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("ACTSTUDY_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"ACTSTUDY_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _log_tail(path: Path, n: int = 3000) -> str:
+    return path.read_text(errors="replace")[-n:] if path.exists() else ""
+
+
+@contextlib.contextmanager
+def mlflow_server(uri: str, artifact_root: Path, workdir: Path) -> Iterator[str]:
+    """Run `mlflow server` on a free loopback port; yield its base URL; always stop it."""
+    port = _free_port()
+    log = workdir / "mlflow_server.log"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no GenAI job runner: fewer processes
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", uri,
+        "--default-artifact-root", artifact_root.as_uri(),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+    ]  # fmt: skip
+    with log.open("w") as out:
+        # Own process group: the server spawns uvicorn workers, which must go with it.
+        proc = subprocess.Popen(
+            cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{_log_tail(log)}", pytrace=False)
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"mlflow server not healthy after {SERVER_START_TIMEOUT:.0f} s:\n{_log_tail(log)}"
+                )
+            time.sleep(0.5)
+        yield base
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # stragglers of our own group only
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
+def _try_click(locator, timeout: float = 5_000) -> bool:
+    """Click `locator` if it shows up within `timeout` ms (optional UI chrome: tours, side panels)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        locator.click(timeout=timeout)
+        return True
+    except PlaywrightError:
+        return False
+
+
+def _save(page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=str(path))
+    dest = os.environ.get("ACTSTUDY_SAVE_SCREENSHOTS")
+    if dest:
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(dest) / name)
+    return path
+
+
+def _row(page, run_id: str):
+    """The runs-table row of `run_id` (ag-grid splits a row into pinned and scrolling parts: all of them)."""
+    return page.locator(f'[role="row"][row-id="{run_id}"]')
+
+
+def _pick_pair(children: list) -> list:
+    """Two children worth comparing: different activations at the deepest depth, else the first two."""
+    depth = max(r.data.params.get("depth", "") for r in children)
+    deepest = [r for r in children if r.data.params.get("depth", "") == depth]
+    by_act = {r.data.params.get("activation.name"): r for r in deepest}
+    pair = list(by_act.values())[:2] if len(by_act) >= 2 else children[:2]
+    return sorted(pair, key=lambda r: r.info.run_name)
+
+
+@pytest.fixture(scope="session")
+def browser_available() -> None:
+    """Skip (or fail, with ACTSTUDY_REQUIRE_BROWSER=1) before the sweep runs when there is no browser."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _unavailable("playwright (Python) is not installed: pip install -e '.[dev]'")
+    if not CHROMIUM.exists():
+        _unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set ACTSTUDY_CHROMIUM)")
+
+
+def test_mlflow_ui_lists_and_compares_sweep_runs(browser_available, tiny_sweep, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    runs = tiny_sweep.runs()
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 4, [r.info.run_name for r in runs]
+    parent = parents[0]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    exp_id = parent.info.experiment_id
+    store_dir = Path(tiny_sweep.uri.removeprefix("sqlite:///")).parent
+
+    with (
+        mlflow_server(tiny_sweep.uri, store_dir / "artifacts", tmp_path) as base,
+        sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            # root in a container: no sandbox; small /dev/shm: use /tmp
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
+        try:
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page.set_default_timeout(UI_TIMEOUT)
+            expect.set_options(timeout=UI_TIMEOUT)
+
+            # --- the experiment's runs table ---
+            page.goto(f"{base}/#/experiments/{exp_id}")
+            # MLflow 3 opens experiments on the GenAI overview with a feature tour on top: dismiss
+            # it, then switch to "Model training", which shows the runs table.
+            _try_click(page.get_by_role("button", name="Got it", exact=True))
+            parent_row = _row(page, parent.info.run_id).filter(has_text=parent.info.run_name)
+            if not _try_click(page.get_by_text("Model training", exact=True), timeout=UI_TIMEOUT):
+                page.goto(f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning")
+            expect(parent_row).to_be_visible()
+            _try_click(page.locator("[data-assistant-ui]").get_by_role("button", name="Close"), timeout=3_000)
+
+            # Child runs are grouped under the parent row: expand it with its [+] button.
+            child_rows = {r.info.run_id: _row(page, r.info.run_id) for r in children}
+            if not next(iter(child_rows.values())).first.is_visible():
+                expander = parent_row.locator('[data-component-id*="runnamecellrenderer"]')
+                if expander.count() == 0:
+                    expander = parent_row.locator('[col-id*="Run Name"] button')
+                expander.first.click()
+            for run in children:
+                expect(child_rows[run.info.run_id].filter(has_text=run.info.run_name)).to_be_visible()
+                expect(page.get_by_role("link", name=run.info.run_name, exact=True)).to_be_visible()
+
+            # Best effort, only for the picture: hide empty columns, add activation, depth, metrics.
+            if _try_click(page.get_by_role("button", name="Columns", exact=True)):
+                dialog = page.get_by_role("dialog")
+                search = dialog.get_by_placeholder("Search columns")
+                for col in COLUMN_TOGGLES:
+                    with contextlib.suppress(Exception):
+                        search.fill(col, timeout=3_000)
+                        dialog.get_by_text(col, exact=True).first.click(timeout=3_000)
+                page.keyboard.press("Escape")
+                _try_click(page.get_by_text("matching runs"), timeout=3_000)  # focus off the menu button
+            _save(page, tmp_path, "mlflow_ui_runs.png")
+
+            # --- compare two child runs: tick their boxes, press Compare ---
+            pair = _pick_pair(children)
+            for run in pair:
+                box = child_rows[run.info.run_id].locator("input.ag-checkbox-input").first
+                box.check()
+                expect(box).to_be_checked()
+            compare = page.get_by_role("button", name="Compare", exact=True)
+            if _try_click(compare, timeout=UI_TIMEOUT):
+                page.wait_for_url("**/compare-runs**")
+            else:  # fall back to the compare URL the button opens
+                ids = ",".join(f'"{r.info.run_id}"' for r in pair)
+                page.goto(f'{base}/#/compare-runs?runs=[{ids}]&experiments=["{exp_id}"]')
+            expect(page.get_by_text("Comparing 2 Runs", exact=False)).to_be_visible()
+            for run in pair:
+                assert run.info.run_id in page.url
+                expect(page.get_by_text(run.info.run_id, exact=True).first).to_be_visible()
+                expect(page.get_by_text(run.info.run_name, exact=True).first).to_be_visible()
+            chosen = {r.info.run_id for r in pair}
+            for run in (r for r in children if r.info.run_id not in chosen):
+                expect(page.get_by_text(run.info.run_id, exact=True)).to_have_count(0)
+            # Let the parallel-coordinates plot finish drawing before the picture (best effort).
+            with contextlib.suppress(Exception):
+                page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=15_000)
+                page.wait_for_timeout(500)
+            shot = _save(page, tmp_path, "mlflow_ui_compare.png")
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()

@@ -1,0 +1,166 @@
+"""Sweeps on the local SLURM cluster through `hydra/launcher=slurm`: a 2 x 2 job array, and a job that
+SLURM requeues mid-training (scontrol requeue, or submitit's USR2 timeout signal) and resumes its run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import TINY, run_cli
+
+pytestmark = pytest.mark.slurm
+SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1"]
+
+
+def _sh(*cmd: str) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+def _sacct_states(job_id: str, want_last: str, timeout: float = 30) -> list[str]:
+    """Return every state sacct records for `job_id`, requeued attempts included (`-D`), oldest first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = _sh("sacct", "-D", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,State").splitlines()
+        states = [line.split("|")[1] for line in lines if line]
+        if (states and states[-1] == want_last) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)  # sacct lags behind the job a little
+
+
+def _runs(client: MlflowClient) -> list:
+    exp = client.get_experiment_by_name("actstudy")
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_slurm_sweep_2x2_runs_as_a_job_array(slurm_cluster, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "multirun"
+    start = time.monotonic()
+    result = run_cli(
+        "actstudy.train",
+        ["-m", *SLURM, "activation=sigmoid,relu", "depth=1,2", *TINY, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path,
+        uri=uri,
+        timeout=300,
+    )
+    elapsed = time.monotonic() - start
+    print(f"\n2x2 SLURM sweep: submit -> all finished (CLI wall time) {elapsed:.1f} s")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "4 completed" in result.stderr
+
+    runs = _runs(MlflowClient(uri))
+    parents = [r for r in runs if r.data.tags.get("actstudy.kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("actstudy.kind") == "job"]
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["actstudy.launcher"].endswith("actstudy_slurm.launcher.SlurmLauncher")
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert {r.info.status for r in children} == {"FINISHED"}
+    array_ids = {r.data.tags["slurm.array_job_id"] for r in children}
+    assert len(array_ids) == 1, array_ids
+    assert sorted(r.data.tags["slurm.array_task_id"] for r in children) == ["0", "1", "2", "3"]
+    assert len({r.data.tags["slurm.job_id"] for r in children}) == 4
+
+    (array_id,) = array_ids
+    deadline = time.monotonic() + 30
+    while True:
+        states = _sh("sacct", "-X", "-n", "-P", "-j", array_id, "-o", "State").splitlines()
+        if states.count("COMPLETED") == 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert states == ["COMPLETED"] * 4, states
+    assert list((sweep_dir / ".submitit").iterdir()), "the submitit folder lives inside the sweep dir"
+
+
+def _popen_cli(args: list[str], cwd: Path, uri: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["MLFLOW_TRACKING_URI"] = uri
+    return subprocess.Popen(
+        [sys.executable, "-m", "actstudy.train", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep ended (rc {proc.returncode}) waiting for {what}:\n{proc.stderr.read()}")
+        time.sleep(0.25)
+    proc.kill()
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.mark.parametrize("stop", ["scontrol_requeue", "usr2_timeout_signal"])
+def test_requeued_job_resumes_its_run(slurm_cluster, tmp_path, stop):
+    """SLURM stops the job mid-training; the requeued job continues the same MLflow run from last.ckpt."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "multirun"
+    steps_per_epoch, epochs = 30, 3  # 480 / 16
+    longer = ["data.train_size=480", f"trainer.max_epochs={epochs}", "trainer.progress=log"]
+    args = ["-m", *SLURM, "activation=tanh", "depth=2", *TINY, *longer, f"hydra.sweep.dir={sweep_dir}"]
+    start = time.monotonic()
+    proc = _popen_cli(args, tmp_path, uri)
+    try:
+        client = MlflowClient(uri)
+
+        def job_run():
+            runs = [r for r in _runs(client) if r.data.tags.get("actstudy.kind") == "job"]
+            return runs[0] if runs else None
+
+        def logged_through(step: int):
+            run = job_run()
+            if run is None:
+                return None
+            history = client.get_metric_history(run.info.run_id, "train/loss")
+            return run if history and max(m.step for m in history) >= step else None
+
+        run = _wait(lambda: logged_through(9), 150, "the job to log 10 training steps", proc)
+        run_id, job_id = run.info.run_id, run.data.tags["slurm.job_id"]
+        if stop == "scontrol_requeue":  # what preemption with PreemptMode=REQUEUE does: SIGTERM, requeue
+            _sh("scontrol", "requeue", job_id)
+        else:  # the signal submitit asks for `signal_delay_s` before the time limit
+            _sh("scancel", "--signal=USR2", job_id)
+        killed = lambda: (r := client.get_run(run_id)).info.status == "KILLED" and r  # noqa: E731
+        stopped = _wait(killed, 60, "the run to end KILLED", proc)
+        assert stopped.data.tags["actstudy.outcome"] == "interrupted"
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    print(f"\nrequeued job ({stop}): submit -> finished {time.monotonic() - start:.1f} s")
+    assert proc.returncode == 0, stderr[-4000:]
+    assert "1 completed" in stderr
+
+    runs = _runs(client)
+    jobs = [r for r in runs if r.data.tags.get("actstudy.kind") == "job"]
+    assert [r.info.run_id for r in jobs] == [run_id], "the requeued job continued the same run"
+    final = client.get_run(run_id)
+    assert final.info.status == "FINISHED"
+    assert final.data.tags["actstudy.outcome"] == "completed"
+    assert "test/acc" in final.data.metrics
+    steps = [m.step for m in client.get_metric_history(run_id, "train/loss")]
+    total = steps_per_epoch * epochs
+    assert steps == list(range(1, total, 2)), f"duplicate or missing steps: {steps}"  # log_every_n_steps=2
+    parent = next(r for r in runs if r.data.tags.get("actstudy.kind") == "sweep")
+    assert parent.info.status == "FINISHED", "a requeued job does not end the sweep"
+
+    states = _sacct_states(job_id, "COMPLETED")
+    print(f"sacct -D states of job {job_id}: {states}")
+    assert states == ["REQUEUED", "COMPLETED"], states
+    logs = "".join(p.read_text(errors="replace") for p in (sweep_dir / ".submitit").rglob("*.out"))
+    assert f"resuming run {run_id}" in logs
