@@ -4,8 +4,8 @@ Trains the same CNN (depth 4, shapes data, plain SGD) for the same number of ste
   (a) a plain PyTorch loop;
   (b) the harness (Lightning module, tensor loader, MLflow logging to a local store) with the monitor off;
   (c) the same with the monitor on at its default frequency, activation statistics included.
-Repetitions are interleaved (a, b, c, a, b, c, ...) so that machine noise hits all three alike; the
-median seconds per step of each is reported with the ratios (b)/(a) and (c)/(b).
+Repetitions are interleaved, in a fresh random order each round, so that machine noise and order effects
+hit all three alike; the median seconds per step of each is reported with the ratios (b)/(a) and (c)/(b).
 
     python scripts/bench_monitor.py [--steps 300] [--repeats 5] [--threads N]
 """
@@ -13,6 +13,7 @@ median seconds per step of each is reported with the ratios (b)/(a) and (c)/(b).
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import tempfile
 import time
@@ -143,14 +144,19 @@ def main() -> None:
     client = tracking.open_client(f"sqlite:///{store}")
     experiment_id = tracking.experiment_id(client, "bench")
     times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    variants = {
+        "a": lambda: plain_loop(cfg, splits, args.steps),
+        "b": lambda: harness(cfg, splits, args.steps, False, client, experiment_id),
+        "c": lambda: harness(cfg, splits, args.steps, True, client, experiment_id),
+    }
+    shuffler = random.Random(0)
     for rep in range(args.repeats):
-        times["a"].append(plain_loop(cfg, splits, args.steps))
-        times["b"].append(harness(cfg, splits, args.steps, False, client, experiment_id))
-        times["c"].append(harness(cfg, splits, args.steps, True, client, experiment_id))
-        print(
-            f"repeat {rep + 1}: " + "  ".join(f"{k} {v[-1] * 1e3:.2f} ms" for k, v in times.items()),
-            flush=True,
-        )
+        order = list(variants)
+        shuffler.shuffle(order)
+        for name in order:
+            times[name].append(variants[name]())
+        timings = "  ".join(f"{k} {v[-1] * 1e3:.2f} ms" for k, v in times.items())
+        print(f"repeat {rep + 1} (order {''.join(order)}): {timings}", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nCNN depth 4, width {cfg.model.width}, batch {cfg.data.batch_size}, {args.steps} steps x "
           f"{args.repeats} repeats, torch threads {torch.get_num_threads()}, monitor every "

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
+from PIL import Image
 
 from tests.conftest import TINY, Sweep, run_cli
 
@@ -73,3 +75,49 @@ def test_cli_from_another_directory_writes_into_the_configured_store(tmp_path: P
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert "mlflow.parentRunId" not in runs[0].data.tags  # a single run has no parent
     assert not (elsewhere / "mlruns").exists()
+
+
+def test_report_table_matches_the_store_and_figures_are_pngs(tiny_sweep: Sweep):
+    report_dir = tiny_sweep.sweep_dir / "report"
+    lines = (report_dir / "report.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| run |"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    rows = {}
+    for line in lines[lines.index(header) + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = dict(zip(columns, cells, strict=True))
+    kids = children(tiny_sweep)
+    assert set(rows) == {r.info.run_name for r in kids}  # one row per child run
+    for run in kids:
+        row = rows[run.info.run_name]
+        assert (
+            row["activation"] == run.data.params["activation.name"]
+            and row["depth"] == run.data.params["depth"]
+        )
+        assert float(row["test acc"]) == pytest.approx(run.data.metrics["test/acc"], abs=5e-4)
+        assert row["outcome"] == "completed"
+    pngs = sorted(report_dir.glob("*.png"))
+    assert {p.name for p in pngs} >= {
+        "grad_by_layer.png",
+        "grad_over_steps.png",
+        "val_acc.png",
+        "activations.png",
+    }
+    for png in pngs:
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+        with Image.open(png) as image:
+            assert image.size[0] > 300 and image.size[1] > 200
+
+
+def test_missing_dataset_stops_before_training_with_one_line(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["data=cifar10", f"data.root={tmp_path / 'nodata'}", "data.download=false"]
+    result = run_cli("actstudy.train", args, cwd=tmp_path, uri=uri)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # no traceback wall
+    assert "cifar-10-python.tar.gz" in lines[0] and "data=shapes" in lines[0] and "nodata" in lines[0]
+    assert not (tmp_path / "mlflow.db").exists()  # nothing was logged

@@ -36,7 +36,7 @@ class DivergenceGuard(L.Callback):
             self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
         bad = ~torch.isfinite(loss.detach()) & (self._first_bad < 0)
         self._first_bad = torch.where(bad, torch.full_like(self._first_bad, step), self._first_bad)
-        if trainer.global_step % self.check_every_n_steps == 0:
+        if step % self.check_every_n_steps == 0:  # the steps where the loss is logged (and synced) anyway
             self._check(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -74,7 +74,11 @@ class InterruptCheckpoint(L.Callback):
 
 
 class LogProgress(L.Callback):
-    """Plain progress lines for logs (SLURM, CI): a few per epoch, plus each validation result."""
+    """Plain progress lines for logs (SLURM, CI): a few per epoch, plus each validation result.
+
+    Lines fall on steps where the loss is logged anyway (multiples of `log_every_n_steps`), so reading
+    the loss adds no host synchronisation of its own.
+    """
 
     def __init__(self, lines_per_epoch: int = 4):
         self.lines_per_epoch = lines_per_epoch
@@ -85,8 +89,10 @@ class LogProgress(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch, idx):
         total = trainer.num_training_batches
+        n = trainer.log_every_n_steps
         every = max(1, int(total) // self.lines_per_epoch) if total != float("inf") else 100
-        if (idx + 1) % every == 0:
+        every = max(n, every // n * n)
+        if (trainer.global_step - 1) % every == 0:  # the update this batch made was a logged step
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
             rate = (idx + 1) / max(time.monotonic() - self._epoch_start, 1e-9)
             log.info(

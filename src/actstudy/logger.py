@@ -1,7 +1,9 @@
 """A Lightning logger that writes to one existing MLflow run, one `log_batch` per logging step.
 
-Writes happen on a background thread so training never waits for the store; `finalize` (and `flush`)
-block until every queued point is written, so nothing is lost at the end of a run. On a resumed run,
+Writes happen on a background thread so training never waits for the store, gathered into one
+`log_batch` per `write_every_s` seconds (fewer, larger transactions disturb training less);
+`finalize` (and `flush`) write at once and block until every queued point is in the store, so nothing
+is lost at the end of a run. On a resumed run,
 points at or below the last step already in the store are dropped, so no step is logged twice.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,10 +27,14 @@ _BATCH_LIMIT = 1000  # MLflow's maximum metrics per log_batch
 class MlflowRunLogger(Logger):
     """Log metrics of one MLflow run (created elsewhere) asynchronously and in batches."""
 
-    def __init__(self, client: MlflowClient, run_id: str, skip_through_step: int = -1):
+    def __init__(
+        self, client: MlflowClient, run_id: str, skip_through_step: int = -1, write_every_s: float = 2.0
+    ):
         super().__init__()
         self.client, self.run_id = client, run_id
         self.skip_through_step = skip_through_step
+        self.write_every_s = write_every_s
+        self._flush_now = threading.Event()
         self.points_written = 0
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
@@ -63,11 +70,15 @@ class MlflowRunLogger(Logger):
         while True:
             points = self._queue.get()
             try:
-                while len(points) < _BATCH_LIMIT:  # coalesce whatever else is waiting
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
+                deadline = time.monotonic() + self.write_every_s
+                while len(points) < _BATCH_LIMIT and not self._flush_now.is_set():
+                    wait = deadline - time.monotonic()
+                    if wait <= 0:
                         break
+                    try:
+                        more = self._queue.get(timeout=min(wait, 0.05))
+                    except queue.Empty:
+                        continue
                     points.extend(more)
                     self._queue.task_done()
                 for start in range(0, len(points), _BATCH_LIMIT):
@@ -81,7 +92,9 @@ class MlflowRunLogger(Logger):
 
     def flush(self) -> None:
         """Block until every queued metric is in the store; re-raise a write error if one happened."""
+        self._flush_now.set()
         self._queue.join()
+        self._flush_now.clear()
         if self._error is not None:
             error, self._error = self._error, None
             raise RuntimeError(f"writing metrics to MLflow failed: {error}") from error

@@ -110,7 +110,7 @@ def _start_run(client: MlflowClient, spec: JobSpec, experiment_id: str) -> str:
 
 def _build_trainer(
     spec: JobSpec, logger: MlflowRunLogger | bool, checkpoint_dir: Path
-) -> tuple[L.Trainer, ModelCheckpoint, DivergenceGuard, InterruptCheckpoint]:
+) -> tuple[L.Trainer, DivergenceGuard, InterruptCheckpoint]:
     """Return the Trainer and the callbacks whose state decides the run's outcome."""
     cfg = spec.cfg
     guard = DivergenceGuard(cfg.trainer.log_every_n_steps)
@@ -142,11 +142,11 @@ def _build_trainer(
         default_root_dir=spec.output_dir,
         plugins=plugins,
     )
-    return trainer, checkpointing, guard, interrupt
+    return trainer, guard, interrupt
 
 
 def run_job(spec: JobSpec) -> float:
-    """Train, validate and test one job into its MLflow run; return the best validation accuracy.
+    """Train, validate and test one job into its MLflow run; return the final validation accuracy.
 
     Raises ConfigError / DatasetUnavailable / TrackingUnavailable before any run exists, RunInterrupted
     after Ctrl-C or SIGTERM (run KILLED, resumable), and re-raises training errors (run FAILED).
@@ -191,10 +191,11 @@ def run_job(spec: JobSpec) -> float:
         model = build_model(cfg, splits.input_shape, splits.num_classes)
         module = ClassifierModule(model, cfg.optimizer, splits.num_classes)
         datamodule = TensorDataModule(splits, cfg.data, cfg.seed)
-        trainer, checkpointing, guard, interrupt = _build_trainer(spec, logger, checkpoint_dir)
+        trainer, guard, interrupt = _build_trainer(spec, logger, checkpoint_dir)
         trainer.fit(module, datamodule=datamodule, ckpt_path=last_ckpt if resume_run_id else None)
         if interrupt.interrupted:
             raise RunInterrupted()
+        final_val_acc = trainer.callback_metrics.get("val/acc")  # before test() replaces the metrics
         if guard.diverged_step is None:
             trainer.test(module, datamodule=datamodule, verbose=False)
         if logger:
@@ -219,7 +220,6 @@ def run_job(spec: JobSpec) -> float:
             ) from exc
         raise
 
-    best = checkpointing.best_model_score
     outcome = "completed" if guard.diverged_step is None else "diverged"
     if rank_zero:
         extra = {"actstudy.checkpoint": str(last_ckpt.resolve())}
@@ -232,4 +232,4 @@ def run_job(spec: JobSpec) -> float:
         state.outcome = outcome
         state.save(spec.output_dir)
         log.info("run %s ended: %s", spec.run_name, outcome)
-    return float(best) if best is not None else math.nan
+    return float(final_val_acc) if final_val_acc is not None else math.nan

@@ -94,15 +94,41 @@ def _store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+_SQLITE_TUNED = False
+
+
+def _tune_sqlite_connections() -> None:
+    """Make every SQLite connection of this process use WAL, wait for locks and skip per-commit fsyncs.
+
+    busy_timeout: writers queue for up to 60 s instead of failing with "database is locked".
+    synchronous=NORMAL: in WAL mode a commit survives a crash of the process (not of the machine), and
+    does not wait for the disk, which is what made frequent metric batches expensive.
+    """
+    global _SQLITE_TUNED
+    if _SQLITE_TUNED:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _on_connect(dbapi_connection, connection_record) -> None:  # noqa: ARG001
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode = WAL")  # persistent: readers never block the writer
+            cursor.execute("PRAGMA busy_timeout = 60000")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+
+    _SQLITE_TUNED = True
+
+
 def open_client(uri: str) -> MlflowClient:
-    """Return a client for `uri`, creating the SQLite store (in WAL mode) on first use."""
+    """Return a client for `uri`, creating the store on first use (SQLite: tuned, see above)."""
+    if sqlite_path(uri) is not None:
+        _tune_sqlite_connections()
     with _store_lock(uri):
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)  # creates and migrates a new SQLite store
-        db = sqlite_path(uri)
-        if db is not None:
-            with sqlite3.connect(db, timeout=30) as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
     return client
 
 

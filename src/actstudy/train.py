@@ -68,7 +68,7 @@ def _record_failure(output_dir: Path, message: str) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Run one job; return its best validation accuracy (NaN if it failed inside a sweep)."""
+    """Run one job; return its final validation accuracy, for sweepers (NaN if it failed in a sweep)."""
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     output_dir = Path(hc.runtime.output_dir)

@@ -136,7 +136,12 @@ class RunData:
         """Return human-readable names of metrics the report expects but this run lacks."""
         gaps = [k for k in ("val/acc", "test/acc", "grad/first_to_last") if not self.series(k)]
         depth = self.depth
+        undefined = {
+            f"act/{k}" for k in ("saturated", "dead") if self.params.get(f"activation.{k}") == "None"
+        }
         for family in LAYER_FAMILIES:
+            if family in undefined:  # the activation defines no such region (e.g. dead sigmoid units)
+                continue
             have = set(self.layers(family))
             if depth is None:
                 if not have:
