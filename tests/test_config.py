@@ -119,3 +119,19 @@ def test_default_store_is_in_the_project_whatever_the_cwd(monkeypatch, tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     assert default_tracking_uri() == f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+
+
+def test_vanishing_gradient_preset_defines_the_nine_job_sweep():
+    from hydra import compose, initialize_config_dir
+
+    from actstudy.sweep import job_overrides, validate_jobs
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "config", overrides=["experiment=vanishing_gradient", "data=shapes"], return_hydra_config=True
+        )
+        jobs = job_overrides(cfg)
+        assert validate_jobs(cfg, "config") == []
+    settings = {(j["activation"], j["depth"]) for j in (dict(o.split("=", 1) for o in job) for job in jobs)}
+    assert settings == {(a, d) for a in ("sigmoid", "tanh", "relu") for d in ("2", "4", "8")}
+    assert all("data=shapes" in job for job in jobs)

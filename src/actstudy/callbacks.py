@@ -52,6 +52,20 @@ class DivergenceGuard(L.Callback):
             trainer.should_stop = True
 
 
+class FlushMetricsBeforeCheckpoint(L.Callback):
+    """Write every logged metric to the store before a checkpoint is saved.
+
+    A run resumes from its checkpoint and re-logs only the steps after it, so the metrics up to the
+    checkpoint must already be in the store when the checkpoint exists, whatever kills the process later.
+    """
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        for logger in trainer.loggers:
+            flush = getattr(logger, "flush", None)
+            if flush is not None:
+                flush()
+
+
 class InterruptCheckpoint(L.Callback):
     """On Ctrl-C or SIGTERM: save `last.ckpt` so the run can resume; a second Ctrl-C exits at once."""
 

@@ -21,7 +21,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from mlflow.tracking import MlflowClient
 
 from actstudy import tracking
-from actstudy.callbacks import DivergenceGuard, InterruptCheckpoint, LogProgress
+from actstudy.callbacks import DivergenceGuard, FlushMetricsBeforeCheckpoint, InterruptCheckpoint, LogProgress
 from actstudy.config import ConfigError, JobSpec, RunConfig
 from actstudy.data import TensorDataModule, load_splits
 from actstudy.errors import RunInterrupted
@@ -124,7 +124,7 @@ def _build_trainer(
         save_last=True,
         every_n_train_steps=cfg.trainer.checkpoint_every_n_steps,
     )
-    callbacks: list[L.Callback] = [checkpointing, guard, interrupt]
+    callbacks: list[L.Callback] = [FlushMetricsBeforeCheckpoint(), checkpointing, guard, interrupt]
     if cfg.monitor.enabled:
         m = cfg.monitor
         callbacks.append(GradientFlowMonitor(cfg.activation, m.every_n_steps, m.activations))

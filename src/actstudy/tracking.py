@@ -191,7 +191,8 @@ def log_params_and_tags(
     for start in range(0, len(items), 100):
         retry(lambda s=start: client.log_batch(run_id, params=items[s : s + 100]))
     tag_items = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
-    retry(lambda: client.log_batch(run_id, tags=tag_items))
+    if tag_items:
+        retry(lambda: client.log_batch(run_id, tags=tag_items))
 
 
 def last_logged_step(client: MlflowClient, run_id: str) -> int:

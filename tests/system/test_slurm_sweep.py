@@ -3,6 +3,7 @@ SLURM requeues mid-training (scontrol requeue, or submitit's USR2 timeout signal
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -110,27 +111,21 @@ def test_requeued_job_resumes_its_run(slurm_cluster, tmp_path, stop):
     """SLURM stops the job mid-training; the requeued job continues the same MLflow run from last.ckpt."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep_dir = tmp_path / "multirun"
-    steps_per_epoch, epochs = 30, 3  # 480 / 16
-    longer = ["data.train_size=480", f"trainer.max_epochs={epochs}", "trainer.progress=log"]
-    args = ["-m", *SLURM, "activation=tanh", "depth=2", *TINY, *longer, f"hydra.sweep.dir={sweep_dir}"]
+    steps_per_epoch, epochs = 30, 8  # 480 / 16; width 32, depth 4: long enough to be stopped mid-training
+    longer = ["data.train_size=480", f"trainer.max_epochs={epochs}", "trainer.progress=log", "model.width=32"]
+    args = ["-m", *SLURM, "activation=tanh", "depth=4", *TINY, *longer, f"hydra.sweep.dir={sweep_dir}"]
     start = time.monotonic()
     proc = _popen_cli(args, tmp_path, uri)
     try:
         client = MlflowClient(uri)
 
-        def job_run():
-            runs = [r for r in _runs(client) if r.data.tags.get("actstudy.kind") == "job"]
-            return runs[0] if runs else None
+        def first_checkpoint():
+            found = list(sweep_dir.glob("*/checkpoints/last.ckpt"))
+            return found[0].parent.parent if found else None
 
-        def logged_through(step: int):
-            run = job_run()
-            if run is None:
-                return None
-            history = client.get_metric_history(run.info.run_id, "train/loss")
-            return run if history and max(m.step for m in history) >= step else None
-
-        run = _wait(lambda: logged_through(9), 150, "the job to log 10 training steps", proc)
-        run_id, job_id = run.info.run_id, run.data.tags["slurm.job_id"]
+        job_dir = _wait(first_checkpoint, 150, "the job's first checkpoint", proc)
+        run_id = json.loads((job_dir / "actstudy_run.json").read_text())["run_id"]
+        job_id = client.get_run(run_id).data.tags["slurm.job_id"]
         if stop == "scontrol_requeue":  # what preemption with PreemptMode=REQUEUE does: SIGTERM, requeue
             _sh("scontrol", "requeue", job_id)
         else:  # the signal submitit asks for `signal_delay_s` before the time limit
@@ -155,7 +150,7 @@ def test_requeued_job_resumes_its_run(slurm_cluster, tmp_path, stop):
     assert "test/acc" in final.data.metrics
     steps = [m.step for m in client.get_metric_history(run_id, "train/loss")]
     total = steps_per_epoch * epochs
-    assert steps == list(range(1, total, 2)), f"duplicate or missing steps: {steps}"  # log_every_n_steps=2
+    assert steps == list(range(0, total, 2)), f"duplicate or missing steps: {steps}"  # log_every_n_steps=2
     parent = next(r for r in runs if r.data.tags.get("actstudy.kind") == "sweep")
     assert parent.info.status == "FINISHED", "a requeued job does not end the sweep"
 
