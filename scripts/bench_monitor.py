@@ -5,7 +5,8 @@ Trains the same CNN (depth 4, shapes data, plain SGD) for the same number of ste
   (b) the harness (Lightning module, tensor loader, MLflow logging to a local store) with the monitor off;
   (c) the same with the monitor on at its default frequency, activation statistics included.
 Repetitions are interleaved, in a fresh random order each round, so that machine noise and order effects
-hit all three alike; the median seconds per step of each is reported with the ratios (b)/(a) and (c)/(b).
+hit all three alike; the median seconds per step of each is reported with the ratios (b)/(a) and (c)/(b),
+and the median and range of the same ratios taken within each round (back-to-back measurements).
 
     python scripts/bench_monitor.py [--steps 300] [--repeats 5] [--threads N]
 """
@@ -166,7 +167,13 @@ def main() -> None:
     print(f"| (a) plain PyTorch loop | {med['a'] * 1e3:.2f} |")
     print(f"| (b) harness, monitor off | {med['b'] * 1e3:.2f} |")
     print(f"| (c) harness, monitor on | {med['c'] * 1e3:.2f} |")
-    print(f"\n(b)/(a) = {med['b'] / med['a']:.3f}   (c)/(b) = {med['c'] / med['b']:.3f}")
+    print(f"\n(b)/(a) = {med['b'] / med['a']:.3f}   (c)/(b) = {med['c'] / med['b']:.3f}   (ratio of medians)")
+    paired = {
+        "(b)/(a)": [b / a for a, b in zip(times["a"], times["b"], strict=True)],
+        "(c)/(b)": [c / b for b, c in zip(times["b"], times["c"], strict=True)],
+    }
+    summary = [f"{k} = {statistics.median(v):.3f} [{min(v):.3f}-{max(v):.3f}]" for k, v in paired.items()]
+    print("   ".join(summary) + "   (median [range] of the ratios within each round)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,19 +67,15 @@ class MlflowRunLogger(Logger):
 
     def _write_loop(self) -> None:
         while True:
-            points = self._queue.get()
+            batches = [self._queue.get()]  # sleep until there is something to write
+            self._flush_now.wait(self.write_every_s)  # then gather for a while: one wake-up per write
+            while True:
+                try:
+                    batches.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            points = [point for batch in batches for point in batch]
             try:
-                deadline = time.monotonic() + self.write_every_s
-                while len(points) < _BATCH_LIMIT and not self._flush_now.is_set():
-                    wait = deadline - time.monotonic()
-                    if wait <= 0:
-                        break
-                    try:
-                        more = self._queue.get(timeout=min(wait, 0.05))
-                    except queue.Empty:
-                        continue
-                    points.extend(more)
-                    self._queue.task_done()
                 for start in range(0, len(points), _BATCH_LIMIT):
                     chunk = points[start : start + _BATCH_LIMIT]
                     retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
@@ -88,7 +83,8 @@ class MlflowRunLogger(Logger):
             except BaseException as exc:  # surfaced by flush()
                 self._error = exc
             finally:
-                self._queue.task_done()
+                for _ in batches:
+                    self._queue.task_done()
 
     def flush(self) -> None:
         """Block until every queued metric is in the store; re-raise a write error if one happened."""
