@@ -148,12 +148,13 @@ def _build_trainer(
 def run_job(spec: JobSpec) -> float:
     """Train, validate and test one job into its MLflow run; return the final validation accuracy.
 
-    Raises ConfigError / DatasetUnavailable / TrackingUnavailable before any run exists, RunInterrupted
-    after Ctrl-C or SIGTERM (run KILLED, resumable), and re-raises training errors (run FAILED).
+    The caller has checked that the tracking store is reachable (`actstudy.train` does so before
+    importing this module). Raises ConfigError / DatasetUnavailable before any run exists,
+    RunInterrupted after Ctrl-C or SIGTERM (run KILLED, resumable), and re-raises training errors
+    (run FAILED).
     """
     cfg = spec.cfg
     uri = tracking.resolve_uri(cfg.tracking.uri)
-    tracking.check_reachable(uri)
     splits = load_splits(cfg.data)
     checkpoint_dir = spec.output_dir / "checkpoints"
     last_ckpt = checkpoint_dir / "last.ckpt"

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -163,9 +164,7 @@ class SweepCallback(Callback):
                     f"--sweep {info.sweep_id}",
                     file=sys.stderr,
                 )
-        outcomes = {}
-        for s in states:
-            outcomes[s.outcome or "unknown"] = outcomes.get(s.outcome or "unknown", 0) + 1
+        outcomes = Counter(s.outcome or "unknown" for s in states)
         summary = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
         tracking.log_params_and_tags(client, info.parent_run_id, {}, {"actstudy.jobs": summary})
         tracking.end_run(

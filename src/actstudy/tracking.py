@@ -7,6 +7,7 @@ failing with "database is locked"; the SQLite store is switched to WAL mode so r
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import sqlite3
 import subprocess
@@ -25,8 +26,6 @@ from actstudy.errors import TrackingUnavailable
 from actstudy.paths import PROJECT_ROOT, default_tracking_uri
 
 T = TypeVar("T")
-TAG = "actstudy."
-OUTCOMES = ("completed", "diverged", "interrupted", "failed")
 
 
 def resolve_uri(configured: str | None) -> str:
@@ -94,9 +93,7 @@ def _store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-_SQLITE_TUNED = False
-
-
+@functools.cache  # the listener is global to SQLAlchemy: register it once per process
 def _tune_sqlite_connections() -> None:
     """Make every SQLite connection of this process use WAL, wait for locks and skip per-commit fsyncs.
 
@@ -104,9 +101,6 @@ def _tune_sqlite_connections() -> None:
     synchronous=NORMAL: in WAL mode a commit survives a crash of the process (not of the machine), and
     does not wait for the disk, which is what made frequent metric batches expensive.
     """
-    global _SQLITE_TUNED
-    if _SQLITE_TUNED:
-        return
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
@@ -118,8 +112,6 @@ def _tune_sqlite_connections() -> None:
             cursor.execute("PRAGMA busy_timeout = 60000")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.close()
-
-    _SQLITE_TUNED = True
 
 
 def open_client(uri: str) -> MlflowClient:
@@ -210,9 +202,9 @@ def end_run(
     client: MlflowClient, run_id: str, outcome: str, error: str | None = None, status: str | None = None
 ) -> None:
     """Tag the run's outcome (and error) and end it: FINISHED, KILLED (interrupted), FAILED, or `status`."""
-    tags = {TAG + "outcome": outcome}
+    tags = {"actstudy.outcome": outcome}
     if error:
-        tags[TAG + "error"] = error[:5000]
+        tags["actstudy.error"] = error[:5000]
     retry(lambda: client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]))
     status = status or {"completed": "FINISHED", "diverged": "FINISHED", "interrupted": "KILLED"}.get(
         outcome, "FAILED"
