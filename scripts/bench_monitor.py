@@ -2,7 +2,8 @@
 
 Trains the same CNN (depth 4, shapes data, plain SGD) for the same number of steps, in one process:
   (a) a plain PyTorch loop;
-  (b) the harness (Lightning module, tensor loader, MLflow logging to a local store) with the monitor off;
+  (b) the harness (`actstudy.training.build_trainer`'s Trainer, tensor loader, MLflow logging to a local
+      store, checkpoints and validation each epoch as in a real run) with the monitor off;
   (c) the same with the monitor on at its default frequency, activation statistics included.
 Repetitions are interleaved, in a fresh random order each round, so that machine noise and order effects
 hit all three alike; the median seconds per step of each is reported with the ratios (b)/(a) and (c)/(b),
@@ -14,6 +15,7 @@ and the median and range of the same ratios taken within each round (back-to-bac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import statistics
 import tempfile
@@ -24,15 +26,15 @@ import lightning as L
 import torch
 from torch.nn import functional as F
 
-from actstudy import tracking
+from actstudy import outcomes, tracking
 from actstudy.config import parse_config
-from actstudy.data.datamodule import split
+from actstudy.data.datamodule import TensorDataModule, split
 from actstudy.data.shapes import read_shapes
 from actstudy.data.tensor_loader import TensorLoader
 from actstudy.logger import MlflowRunLogger
 from actstudy.models import build_model
 from actstudy.module import ClassifierModule
-from actstudy.monitor import GradientFlowMonitor
+from actstudy.training import build_trainer
 
 WARMUP = 10
 
@@ -77,9 +79,10 @@ def plain_loop(cfg, splits, steps: int) -> float:
 
 
 class StepTimer(L.Callback):
-    """Time the steps after the warm-up."""
+    """Time the steps after the warm-up; stop training after `last_step`."""
 
-    def __init__(self) -> None:
+    def __init__(self, last_step: int) -> None:
+        self.last_step = last_step
         self.start = 0.0
         self.end = 0.0
 
@@ -89,41 +92,27 @@ class StepTimer(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, idx):
         self.end = time.perf_counter()
-
-
-class Loaders(L.LightningDataModule):
-    def __init__(self, splits, cfg):
-        super().__init__()
-        self.splits, self.cfg = splits, cfg
-
-    def train_dataloader(self):
-        trainer = self.trainer
-        data = loader(self.splits, self.cfg)
-        data.epoch_source = lambda: trainer.current_epoch
-        return data
+        if trainer.global_step >= self.last_step:
+            trainer.should_stop = True
 
 
 def harness(cfg, splits, steps: int, monitor: bool, client, experiment_id: str) -> float:
-    """Return seconds per step of the harness (Lightning + MLflow logging), monitor on or off."""
+    """Return seconds per step of the harness (its own Trainer, MLflow logging), monitor on or off."""
+    cfg = dataclasses.replace(
+        cfg,
+        monitor=dataclasses.replace(cfg.monitor, enabled=monitor),
+        trainer=dataclasses.replace(cfg.trainer, accelerator="cpu", progress="none", max_epochs=1000),
+    )
     torch.manual_seed(cfg.seed)
     run_id = client.create_run(experiment_id, run_name=f"bench-monitor-{monitor}").info.run_id
     logger = MlflowRunLogger(client, run_id)
-    timer = StepTimer()
-    callbacks: list[L.Callback] = [timer]
-    if monitor:
-        callbacks.append(
-            GradientFlowMonitor(cfg.activation, cfg.monitor.every_n_steps, cfg.monitor.activations)
-        )
-    trainer = L.Trainer(
-        max_steps=steps + WARMUP, accelerator="cpu", logger=logger, callbacks=callbacks,
-        log_every_n_steps=cfg.trainer.log_every_n_steps, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-        deterministic=True,
-    )  # fmt: skip
+    timer = StepTimer(steps + WARMUP)
     module = ClassifierModule(build_model(cfg, splits.input_shape, 10), cfg.optimizer, 10)
-    trainer.fit(module, datamodule=Loaders(splits, cfg))
+    with tempfile.TemporaryDirectory() as checkpoints:
+        trainer, _ = build_trainer(cfg, Path(checkpoints), logger, callbacks=[timer])
+        trainer.fit(module, datamodule=TensorDataModule(splits, cfg.data, cfg.seed))
     logger.flush()
-    tracking.end_run(client, run_id, "completed")
+    tracking.end_run(client, run_id, outcomes.COMPLETED)
     return (timer.end - timer.start) / steps
 
 

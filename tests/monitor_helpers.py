@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 
-import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.loggers.logger import Logger
@@ -14,8 +16,8 @@ import actstudy.train  # noqa: F401  (registers the config resolver)
 from actstudy.config import RunConfig, parse_config
 from actstudy.models import build_model
 from actstudy.module import ClassifierModule
-from actstudy.monitor import GradientFlowMonitor
 from actstudy.paths import CONF_DIR
+from actstudy.training import build_trainer
 
 
 class MemoryLogger(Logger):
@@ -57,22 +59,23 @@ def config(*overrides: str) -> RunConfig:
 def train_steps(
     cfg: RunConfig, batches: list[tuple[Tensor, Tensor]], every_n_steps: int = 1, model=None
 ) -> tuple[MemoryLogger, ClassifierModule]:
-    """Return the logger and module after training on `batches` (one step each) with the monitor on."""
+    """Return the logger and module after training on `batches` (one step each) with the monitor on.
+
+    The Trainer is the harness's own (`actstudy.training.build_trainer`), fed with fixed batches.
+    """
+    cfg = dataclasses.replace(
+        cfg,
+        monitor=dataclasses.replace(cfg.monitor, enabled=True, every_n_steps=every_n_steps),
+        trainer=dataclasses.replace(
+            cfg.trainer, max_epochs=1, log_every_n_steps=1000, accelerator="cpu", progress="none"
+        ),
+    )
     torch.manual_seed(cfg.seed)
     x0 = batches[0][0]
     model = model or build_model(cfg, tuple(x0.shape[1:]), 10)
     module = ClassifierModule(model, cfg.optimizer, 10)
     logger = MemoryLogger()
-    trainer = L.Trainer(
-        max_steps=len(batches),
-        logger=logger,
-        callbacks=[GradientFlowMonitor(cfg.activation, every_n_steps)],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        log_every_n_steps=1000,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(module, train_dataloaders=FixedBatches(batches))
+    with tempfile.TemporaryDirectory() as checkpoints:
+        trainer, _ = build_trainer(cfg, Path(checkpoints), logger)
+        trainer.fit(module, train_dataloaders=FixedBatches(batches))
     return logger, module

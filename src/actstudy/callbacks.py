@@ -1,8 +1,10 @@
-"""Lightning callbacks for the run's life cycle: divergence, interruption, plain-text progress."""
+"""Lightning callbacks for the run's life cycle: metrics flushed before checkpoints, a clean stop on a
+signal, plain-text progress."""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import time
@@ -13,43 +15,6 @@ import lightning as L
 import torch
 
 log = logging.getLogger("actstudy")
-
-
-class DivergenceGuard(L.Callback):
-    """Stop training when the loss becomes NaN or Inf, remembering the first bad step.
-
-    The check runs on the device every step; the host reads it only every `check_every_n_steps` steps
-    (the steps where the loss is logged anyway) and at the end of each epoch, so it adds no host sync.
-    """
-
-    def __init__(self, check_every_n_steps: int):
-        self.check_every_n_steps = check_every_n_steps
-        self.diverged_step: int | None = None
-        self._first_bad: torch.Tensor | None = None
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch, idx):
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is None:
-            return
-        step = trainer.global_step - 1  # the update this batch made
-        if self._first_bad is None:
-            self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
-        bad = ~torch.isfinite(loss.detach()) & (self._first_bad < 0)
-        self._first_bad = torch.where(bad, torch.full_like(self._first_bad, step), self._first_bad)
-        if step % self.check_every_n_steps == 0:  # the steps where the loss is logged (and synced) anyway
-            self._check(trainer)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._check(trainer)
-
-    def _check(self, trainer: L.Trainer) -> None:
-        if self._first_bad is None or self.diverged_step is not None:
-            return
-        first_bad = int(self._first_bad.item())
-        if first_bad >= 0:
-            self.diverged_step = first_bad
-            log.warning("loss became non-finite at step %d: stopping this run (outcome: diverged)", first_bad)
-            trainer.should_stop = True
 
 
 class FlushMetricsBeforeCheckpoint(L.Callback):
@@ -66,16 +31,61 @@ class FlushMetricsBeforeCheckpoint(L.Callback):
                 flush()
 
 
-class InterruptCheckpoint(L.Callback):
-    """On Ctrl-C or SIGTERM: save `last.ckpt` so the run can resume; a second Ctrl-C exits at once."""
+class GracefulStop(L.Callback):
+    """Ctrl-C or SIGTERM: finish the current batch, stop every rank at the same step, save `last.ckpt`.
 
-    def __init__(self, checkpoint_path: Path):
+    A signal only sets a flag. In a multi-process job the ranks agree on it every `agree_every_n_steps`
+    steps (the steps where train metrics are synchronised anyway); then every rank calls Lightning's own
+    SIGTERM handler at the same point, and Lightning stops them all at the end of that batch, the path
+    whose resume continues exactly where the run stopped. A stop that falls on an epoch's last batch
+    waits for the next batch, so the epoch's validation always runs whole. A second Ctrl-C exits at once.
+    """
+
+    def __init__(self, checkpoint_path: Path, agree_every_n_steps: int):
         self.checkpoint_path = checkpoint_path
-        self.interrupted = False
+        self.agree_every_n_steps = agree_every_n_steps
+        self.requested = False  # a signal arrived (after training: on any rank)
+        self.interrupted = False  # training stopped because of it, with last.ckpt saved
+        self._agreed = False
+        self._lightning_sigterm: Any = None
+        self._previous: dict[int, Any] = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._lightning_sigterm = signal.getsignal(signal.SIGTERM)  # registered by Lightning for this fit
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            os._exit(130)
+        if not self.requested:
+            log.warning("signal %d: stopping at the end of the batch (Ctrl-C again to exit now)", signum)
+        self.requested = True
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch, idx):
+        if not self._agreed:
+            if trainer.world_size == 1:
+                self._agreed = self.requested
+            elif (trainer.global_step - 1) % self.agree_every_n_steps == 0:
+                self._agreed = any_rank(self.requested, pl_module.device)
+        if self._agreed and idx + 1 < trainer.num_training_batches and callable(self._lightning_sigterm):
+            self._lightning_sigterm(signal.SIGTERM, None)  # Lightning stops after this batch, on every rank
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+        if trainer.world_size > 1:
+            self.requested = any_rank(self.requested, pl_module.device)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
+        self._restore()
         if not isinstance(exception, (KeyboardInterrupt, SystemExit)):
             return
         self.interrupted = True
@@ -87,11 +97,20 @@ class InterruptCheckpoint(L.Callback):
             )
 
 
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Return True if `flag` is True on any rank of the process group (a collective: call it on all ranks)."""
+    import torch.distributed as dist
+
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 class LogProgress(L.Callback):
     """Plain progress lines for logs (SLURM, CI): a few per epoch, plus each validation result.
 
-    Lines fall on steps where the loss is logged anyway (multiples of `log_every_n_steps`), so reading
-    the loss adds no host synchronisation of its own.
+    Lines fall on logging steps (multiples of `log_every_n_steps`) and print the loss the module brought
+    to the host there, so they add no host synchronisation of their own.
     """
 
     def __init__(self, lines_per_epoch: int = 4):
@@ -107,7 +126,7 @@ class LogProgress(L.Callback):
         every = max(1, int(total) // self.lines_per_epoch) if total != float("inf") else 100
         every = max(n, every // n * n)
         if (trainer.global_step - 1) % every == 0:  # the update this batch made was a logged step
-            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+            loss = pl_module.train_metrics.get("train/loss", math.nan)  # already on the host: no sync
             rate = (idx + 1) / max(time.monotonic() - self._epoch_start, 1e-9)
             log.info(
                 "epoch %d/%d batch %d/%s loss %.4f (%.1f batches/s)",
@@ -115,7 +134,7 @@ class LogProgress(L.Callback):
                 trainer.max_epochs,
                 idx + 1,
                 total,
-                float(loss),
+                loss,
                 rate,
             )
 

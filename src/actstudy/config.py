@@ -25,6 +25,9 @@ OPTIMIZERS = ("sgd", "adam")
 RESUME_MODES = ("auto", "true", "false")
 PROGRESS_MODES = ("auto", "bar", "log", "none")
 DETERMINISTIC_MODES = ("auto", "true", "false")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+# DDP only: the monitor reads each layer's whole gradient, which FSDP and DeepSpeed shard across ranks.
+STRATEGIES = ("auto", "ddp")
 
 
 class ConfigError(ValueError):
@@ -116,6 +119,8 @@ class TrainerConfig:
     accelerator: str = "auto"
     devices: int = 1
     num_nodes: int = 1
+    strategy: str = "auto"
+    ddp_timeout_s: float = 60.0
     precision: str = "32-true"
     limit_train_batches: int | float = 1.0
     limit_val_batches: int | float = 1.0
@@ -130,6 +135,10 @@ class TrainerConfig:
         _at_least("trainer.max_epochs", self.max_epochs, 1)
         _at_least("trainer.devices", self.devices, 1)
         _at_least("trainer.num_nodes", self.num_nodes, 1)
+        _choice("trainer.accelerator", self.accelerator, ACCELERATORS)
+        _choice("trainer.strategy", self.strategy, STRATEGIES)
+        if not self.ddp_timeout_s > 0:
+            raise ConfigError(f"trainer.ddp_timeout_s={self.ddp_timeout_s}: must be > 0 seconds")
         _at_least("trainer.log_every_n_steps", self.log_every_n_steps, 1)
         _choice("trainer.deterministic", self.deterministic, DETERMINISTIC_MODES)
         _choice("trainer.progress", self.progress, PROGRESS_MODES)
@@ -173,6 +182,12 @@ class RunConfig:
     def check(self) -> None:
         _at_least("depth", self.depth, 1)
         _choice("resume", self.resume, RESUME_MODES)
+        processes = self.trainer.devices * self.trainer.num_nodes
+        if self.data.batch_size % processes:
+            raise ConfigError(
+                f"data.batch_size={self.data.batch_size}: the global batch is split evenly over "
+                f"trainer.devices x trainer.num_nodes = {processes} processes; use a multiple of {processes}"
+            )
 
 
 @dataclass

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import math
+
 import lightning as L
 import torch
 from torch import Tensor, nn
@@ -12,13 +15,20 @@ from torchmetrics.functional.classification import multiclass_accuracy
 
 from actstudy.config import OptimizerConfig
 
+log = logging.getLogger("actstudy")
+
 
 class ClassifierModule(L.LightningModule):
     """Trains `model`; logs `train/*`, `val/*`, `test/*` loss and accuracy; exposes the hidden layers.
 
     Training metrics go straight to the loggers every `trainer.log_every_n_steps` steps, with the step
     number of the update the batch produces (as the monitor does), in one host sync; `self.log` would
-    cost about a millisecond per call and step on a CPU, which is most of the harness's overhead.
+    cost about a millisecond per call and step on a CPU, which is most of the harness's overhead. Under
+    DDP they are the mean over all ranks' shards, i.e. over the global batch.
+
+    A non-finite loss is noted on the device every step and read on logging steps and at the end of each
+    epoch (with the train metrics, no sync of its own); then training stops on every rank at once and
+    `diverged_step` holds the first bad step.
     """
 
     def __init__(self, model: nn.Module, optimizer: OptimizerConfig, num_classes: int):
@@ -30,6 +40,9 @@ class ClassifierModule(L.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
+        self.train_metrics: dict[str, float] = {}  # the last logged train metrics, on the host
+        self.diverged_step: int | None = None
+        self._first_bad: Tensor | None = None  # first step with a non-finite loss on this rank, -1: none
 
     def hidden_layers(self) -> list[tuple[nn.Module, nn.Module]]:
         """Return (weight layer, activation module) of each hidden block, from the input side."""
@@ -42,16 +55,46 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
+        self._note_divergence(loss.detach())
         if self.global_step % self.trainer.log_every_n_steps == 0:
-            self._log_train(logits.detach(), y, loss.detach())
+            acc = multiclass_accuracy(
+                logits.detach(), y, self.num_classes, average="micro", validate_args=False
+            )
+            self._read_train_metrics(loss.detach().float(), acc.float(), to_loggers=True)
         return loss
 
-    def _log_train(self, logits: Tensor, y: Tensor, loss: Tensor) -> None:
-        acc = multiclass_accuracy(logits, y, self.num_classes, average="micro", validate_args=False)
-        train_loss, train_acc = torch.stack([loss.float(), acc.float()]).tolist()
-        metrics = {"train/loss": train_loss, "train/acc": train_acc, "epoch": self.current_epoch}
-        for logger in self.loggers:
-            logger.log_metrics(metrics, step=self.global_step)
+    def _note_divergence(self, loss: Tensor) -> None:
+        if self._first_bad is None:
+            self._first_bad = torch.full((), -1.0, device=loss.device)
+        bad = ~torch.isfinite(loss) & (self._first_bad < 0)
+        self._first_bad = torch.where(
+            bad, torch.full_like(self._first_bad, self.global_step), self._first_bad
+        )
+
+    def _read_train_metrics(self, loss: Tensor, acc: Tensor, to_loggers: bool) -> None:
+        """Bring loss, accuracy and the divergence flag of all ranks to the host in one transfer."""
+        values = torch.stack([loss, acc, self._first_bad]).view(1, 3)
+        if self.trainer.world_size > 1:
+            values = self.all_gather(values).view(-1, 3)
+        rows = values.tolist()  # the one host sync of a logging step
+        bad_steps = [int(row[2]) for row in rows if row[2] >= 0]
+        if to_loggers:
+            self.train_metrics = {
+                "train/loss": sum(row[0] for row in rows) / len(rows),
+                "train/acc": sum(row[1] for row in rows) / len(rows),
+                "epoch": self.current_epoch,
+            }
+            for logger in self.loggers:
+                logger.log_metrics(self.train_metrics, step=self.global_step)
+        if bad_steps and self.diverged_step is None:
+            self.diverged_step = min(bad_steps)
+            log.warning("loss became non-finite at step %d: stopping (outcome: diverged)", self.diverged_step)
+            self.trainer.should_stop = True
+
+    def on_train_epoch_end(self) -> None:
+        if self._first_bad is not None and self.diverged_step is None:  # a NaN after the last logging step
+            nan = torch.full((), math.nan, device=self._first_bad.device)
+            self._read_train_metrics(nan, nan, to_loggers=False)
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
         x, y = batch

@@ -14,6 +14,10 @@ records, for the batch that produces update s:
 Everything stays on the training device until the end of a monitored step, where one `.tolist()` moves
 it to the host and one `log_metrics` call sends it to the logger. Steps that are not monitored do no
 extra work and no host synchronisation.
+
+Under DDP the monitor runs on rank 0 only. Gradients are read after DDP's all-reduce, so the gradient
+norms are those of the whole global batch (the same as one process on the same batch); the activation
+statistics cover rank 0's shard of the batch.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ class GradientFlowMonitor(L.Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int):
         step = trainer.global_step
-        if step % self.every_n_steps != 0 or step == self._last_logged:
+        if not trainer.is_global_zero or step % self.every_n_steps != 0 or step == self._last_logged:
             return
         self._step = step
         self._act_stats = {}

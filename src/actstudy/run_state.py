@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 STATE_FILE = "actstudy_run.json"
-RESUMABLE = (None, "interrupted", "failed")  # outcome None: the process died without recording one
 
 
 @dataclass

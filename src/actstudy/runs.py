@@ -12,13 +12,14 @@ import socket
 import sys
 import time
 
+from actstudy import outcomes
 from actstudy.errors import TrackingUnavailable
 from actstudy.run_state import RunState
 
 
 def _dead(run, client, stale_minutes: float) -> bool:
     tags = run.data.tags
-    host, pid = tags.get("actstudy.host", ""), int(tags.get("actstudy.pid", "0") or 0)
+    host, pid = tags.get(outcomes.HOST, ""), int(tags.get(outcomes.PID, "0") or 0)
     if host == socket.gethostname() and pid > 0:
         return not RunState(run.info.run_id, run.info.run_name, "", host=host, pid=pid).owner_alive()
     last = run.info.start_time or 0
@@ -40,10 +41,10 @@ def repair(uri: str, experiment: str, stale_minutes: float, dry_run: bool) -> li
     running = client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'", max_results=10_000)
     ended = []
     for run in running:
-        if run.data.tags.get("actstudy.kind") == "job" and _dead(run, client, stale_minutes):
+        if run.data.tags.get(outcomes.KIND) == outcomes.KIND_JOB and _dead(run, client, stale_minutes):
             ended.append(run.info.run_name)
             if not dry_run:
-                tracking.end_run(client, run.info.run_id, "interrupted", "its process died", "FAILED")
+                tracking.end_run(client, run.info.run_id, outcomes.INTERRUPTED, "its process died", "FAILED")
     return ended
 
 

@@ -8,9 +8,9 @@ Two changes to `submitit_slurm`, both about jobs that SLURM stops before they fi
   submission (the launcher's `checkpoint()` resubmits the same job, so the requeued job reuses the same
   Hydra job folder), runs `scontrol requeue`, then raises `SystemExit` wherever the training happens to
   be, possibly in the middle of an optimiser step. Here that `SystemExit` (and the "not requeued" error)
-  is turned into a SIGTERM instead, which Lightning handles at the end of the current batch: the
-  `InterruptCheckpoint` callback saves `last.ckpt`, the MLflow run ends KILLED / `interrupted`, and the
-  requeued job continues the same run from the checkpoint (`runner.decide_resume`). This is exactly the
+  is turned into a SIGTERM instead, which stops training at the end of the current batch on every rank:
+  the `GracefulStop` callback saves `last.ckpt`, the MLflow run ends KILLED / `interrupted`, and the
+  requeued job continues the same run from the checkpoint (`job.decide_resume`). This is exactly the
   path of a plain `scontrol requeue` or a preemption (SLURM sends SIGTERM), so both behave the same.
 * A job that ends without a result (cancelled, timed out with no requeue left, killed) no longer
   crashes the whole multirun: it is reported on stderr, the sweep goes on, and the sweep's end-of-run

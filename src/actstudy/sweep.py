@@ -24,6 +24,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from actstudy import outcomes
 from actstudy.config import ConfigError, parse_config
 from actstudy.run_state import STATE_FILE, RunState
 
@@ -82,7 +83,7 @@ def mark_sweep_interrupted(sweep_dir: Path) -> None:
     info = SweepInfo.load(sweep_dir)
     if info is not None:
         client = tracking.open_client(info.tracking_uri)
-        tracking.end_run(client, info.parent_run_id, "interrupted")
+        tracking.end_run(client, info.parent_run_id, outcomes.INTERRUPTED)
 
 
 def job_states(sweep_dir: Path) -> list[RunState]:
@@ -121,16 +122,16 @@ class SweepCallback(Callback):
         sweep_id = f"{sweep_dir.parent.name}_{sweep_dir.name}-{uuid.uuid4().hex[:4]}"
         overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task))
         tags = {
-            "mlflow.runName": f"sweep-{sweep_id}",
-            "actstudy.kind": "sweep",
-            "actstudy.sweep_id": sweep_id,
-            "actstudy.sweep_dir": str(sweep_dir.resolve()),
-            "actstudy.overrides": overrides,
-            "actstudy.launcher": str(config.hydra.launcher.get("_target_", "")),
-            "git.commit": tracking.git_commit(),
+            outcomes.RUN_NAME: f"sweep-{sweep_id}",
+            outcomes.KIND: outcomes.KIND_SWEEP,
+            outcomes.SWEEP_ID: sweep_id,
+            outcomes.SWEEP_DIR: str(sweep_dir.resolve()),
+            outcomes.OVERRIDES: overrides,
+            outcomes.LAUNCHER: str(config.hydra.launcher.get("_target_", "")),
+            outcomes.GIT_COMMIT: tracking.git_commit(),
         }
         run = tracking.retry(
-            lambda: client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=tags)
+            lambda: client.create_run(experiment_id, run_name=tags[outcomes.RUN_NAME], tags=tags)
         )
         SweepInfo(sweep_id, run.info.run_id, uri, experiment_id).save(sweep_dir)
         log.info(
@@ -150,7 +151,7 @@ class SweepCallback(Callback):
             return
         client = tracking.open_client(info.tracking_uri)
         states = job_states(sweep_dir)
-        failed = [s for s in states if s.outcome not in ("completed", "diverged")]
+        failed = [s for s in states if s.outcome not in outcomes.SUCCESSFUL]
         if os.environ.get("ACTSTUDY_NO_REPORT") != "1":
             try:
                 from actstudy.report import write_report
@@ -166,11 +167,11 @@ class SweepCallback(Callback):
                 )
         outcomes = Counter(s.outcome or "unknown" for s in states)
         summary = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
-        tracking.log_params_and_tags(client, info.parent_run_id, {}, {"actstudy.jobs": summary})
+        tracking.log_params_and_tags(client, info.parent_run_id, {}, {outcomes.JOBS: summary})
         tracking.end_run(
             client,
             info.parent_run_id,
-            "failed" if failed else "completed",
+            outcomes.FAILED if failed else outcomes.COMPLETED,
             f"{len(failed)} job(s) failed" if failed else None,
         )
         print(f"actstudy: sweep {info.sweep_id} finished: {summary}", file=sys.stderr)

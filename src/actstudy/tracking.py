@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from actstudy import outcomes
 from actstudy.errors import TrackingUnavailable
 from actstudy.paths import PROJECT_ROOT, default_tracking_uri
 
@@ -202,14 +203,11 @@ def end_run(
     client: MlflowClient, run_id: str, outcome: str, error: str | None = None, status: str | None = None
 ) -> None:
     """Tag the run's outcome (and error) and end it: FINISHED, KILLED (interrupted), FAILED, or `status`."""
-    tags = {"actstudy.outcome": outcome}
+    tags = {outcomes.OUTCOME: outcome}
     if error:
-        tags["actstudy.error"] = error[:5000]
+        tags[outcomes.ERROR] = error[:5000]
     retry(lambda: client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]))
-    status = status or {"completed": "FINISHED", "diverged": "FINISHED", "interrupted": "KILLED"}.get(
-        outcome, "FAILED"
-    )
-    retry(lambda: client.set_terminated(run_id, status))
+    retry(lambda: client.set_terminated(run_id, status or outcomes.status_of(outcome)))
 
 
 def metric_points(values: Mapping[str, float], step: int) -> list[Metric]:

@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from actstudy import distributed, outcomes
 from actstudy.config import ConfigError, JobSpec, parse_config, run_name
 from actstudy.errors import DatasetUnavailable, RunInterrupted, TrackingUnavailable
 from actstudy.paths import CONF_DIR
@@ -63,7 +64,7 @@ def _record_failure(output_dir: Path, message: str) -> None:
     """
     state = RunState.load(output_dir)
     if state is None or state.run_id is None:
-        RunState(None, output_dir.name, "", outcome="failed", error=message).save(output_dir)
+        RunState(None, output_dir.name, "", outcome=outcomes.FAILED, error=message).save(output_dir)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -74,12 +75,19 @@ def main(cfg: DictConfig) -> float:
     output_dir = Path(hc.runtime.output_dir)
     try:
         spec = job_spec(cfg)
+        world = distributed.world_of(spec.cfg)
+        if not world.is_zero:  # a SLURM task of a multi-process job: it only trains, rank 0 records
+            from actstudy.worker import run_worker
+
+            run_worker(spec.cfg, spec.resolved, world)
+            return math.nan
         from actstudy import tracking  # an unreachable store fails here, before torch and Lightning load
 
         tracking.check_reachable(tracking.resolve_uri(spec.cfg.tracking.uri))
+        distributed.check_devices(spec.cfg, world)
         from actstudy.runner import run_job  # torch, Lightning and MLflow load only for valid input
 
-        return run_job(spec)
+        return run_job(spec, world)
     except USER_ERRORS as exc:
         print(f"actstudy: error: {exc}", file=sys.stderr)
         _record_failure(output_dir, str(exc))

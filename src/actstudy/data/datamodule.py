@@ -110,10 +110,11 @@ class TensorDataModule(L.LightningDataModule):
     def _loader(self, name: str, train: bool) -> TensorLoader:
         x, y = self._on_device[name]
         trainer = self.trainer
+        world_size = trainer.world_size if trainer is not None else 1
         return TensorLoader(
             x,
             y,
-            self.data.batch_size,
+            self.data.batch_size // world_size,  # data.batch_size is the global batch, split over the ranks
             self.splits.mean,
             self.splits.std,
             shuffle=train,
@@ -122,7 +123,7 @@ class TensorDataModule(L.LightningDataModule):
             crop_padding=self.data.crop_padding if train else 0,
             flip=self.data.flip and train,
             rank=trainer.global_rank if trainer is not None else 0,
-            world_size=trainer.world_size if trainer is not None else 1,
+            world_size=world_size,
             epoch_source=(lambda: trainer.current_epoch) if (train and trainer is not None) else None,
         )
 

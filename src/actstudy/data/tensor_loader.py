@@ -52,9 +52,15 @@ class TensorLoader:
 
     @property
     def shard_size(self) -> int:
-        """Return how many examples this rank sees per epoch (every rank the same, as DDP needs)."""
+        """Return how many examples this rank sees per epoch.
+
+        Training (`drop_last`): every rank the same number, as DDP's gradient all-reduce needs; evaluation:
+        every example exactly once over all ranks (ranks may differ by one).
+        """
         n = len(self.labels)
-        return n // self.world_size if self.drop_last or self.world_size > 1 else n
+        if self.drop_last:
+            return n // self.world_size
+        return len(range(self.rank, n, self.world_size))
 
     def __len__(self) -> int:
         n, bs = self.shard_size, self.batch_size
@@ -75,8 +81,9 @@ class TensorLoader:
     def _order(self, generator: torch.Generator) -> Tensor:
         n = len(self.labels)
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        if self.world_size > 1:
-            order = order[: self.shard_size * self.world_size][self.rank :: self.world_size]
+        if self.world_size > 1:  # rank r takes every world_size-th example: its share of each global batch
+            order = order[: self.shard_size * self.world_size] if self.drop_last else order
+            order = order[self.rank :: self.world_size]
         return order.to(self.images.device, non_blocking=True)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:

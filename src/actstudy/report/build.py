@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from actstudy import outcomes
 from actstudy.report.activation_plot import ACTIVATION_MODULES, activation_figure
 from actstudy.report.collect import SweepData, collect_sweep
 from actstudy.report.figures import metric_figures
@@ -82,8 +83,8 @@ def build_report(sweep: SweepData, out_dir: Path) -> tuple[Path, list[Path]]:
         gaps = run.missing()
         if gaps:
             missing[f"{run.name} ({run.outcome})"] = gaps
-        if run.outcome == "failed" and run.tags.get("actstudy.error"):
-            notes.append(f"`{run.name}` failed: {run.tags['actstudy.error'].strip().splitlines()[-1][:300]}")
+        if run.outcome == outcomes.FAILED and run.tags.get(outcomes.ERROR):
+            notes.append(f"`{run.name}` failed: {run.tags[outcomes.ERROR].strip().splitlines()[-1][:300]}")
     content = ReportContent(
         title=f"actstudy sweep {sweep.sweep_id}",
         meta=_meta(sweep),

@@ -14,16 +14,8 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from actstudy import outcomes
 from actstudy.report.style import activation_order, activation_rank
-
-TAG_SWEEP_ID = "actstudy.sweep_id"
-TAG_KIND = "actstudy.kind"
-TAG_SWEEP_DIR = "actstudy.sweep_dir"
-TAG_OUTCOME = "actstudy.outcome"
-TAG_ERROR = "actstudy.error"
-TAG_DIVERGED_STEP = "actstudy.diverged_step"
-TAG_OVERRIDES = "actstudy.overrides"
-TAG_PARENT = "mlflow.parentRunId"
 
 #: Metric keys read with their full history. Per-layer families are prefixes followed by ``lNN``.
 SCALAR_METRICS = (
@@ -75,10 +67,10 @@ class RunData:
     @property
     def outcome(self) -> str:
         """Return the ``actstudy.outcome`` tag, else a guess from the MLflow run status (e.g. ``running``)."""
-        tag = self.tags.get(TAG_OUTCOME)
+        tag = self.tags.get(outcomes.OUTCOME)
         if tag:
             return tag
-        return {"FINISHED": "completed?", "FAILED": "failed", "KILLED": "interrupted"}.get(
+        return {"FINISHED": "completed?", "FAILED": outcomes.FAILED, "KILLED": outcomes.INTERRUPTED}.get(
             self.status, self.status.lower() or "unknown"
         )
 
@@ -92,7 +84,7 @@ class RunData:
     @property
     def plottable(self) -> bool:
         """Return whether the run's metrics can go into figures (not failed, not diverged)."""
-        return self.outcome not in ("failed", "diverged")
+        return self.outcome not in (outcomes.FAILED, outcomes.DIVERGED)
 
     def layers(self, family: str) -> list[int]:
         """Return the sorted 1-based layer numbers for which ``family/lNN`` has a history."""
@@ -174,7 +166,7 @@ class SweepData:
     @property
     def sweep_dir(self) -> str | None:
         """Return the Hydra sweep output folder from the parent's ``actstudy.sweep_dir`` tag, if any."""
-        return self.tags.get(TAG_SWEEP_DIR) or None
+        return self.tags.get(outcomes.SWEEP_DIR) or None
 
     def activations(self) -> list[str]:
         """Return the activation names in the sweep, in a stable order (known ones first)."""
@@ -221,7 +213,7 @@ def find_parent_run_id(client: MlflowClient, experiment_id: str, sweep: str | No
     the most recently started parent (``actstudy.kind = sweep``) in the experiment. Raises ReportError when
     nothing matches.
     """
-    kind_filter = f"tags.`{TAG_KIND}` = 'sweep'"
+    kind_filter = f"tags.`{outcomes.KIND}` = '{outcomes.KIND_SWEEP}'"
     if sweep is None:
         runs = client.search_runs(
             [experiment_id], filter_string=kind_filter, max_results=1, order_by=["attributes.start_time DESC"]
@@ -231,7 +223,7 @@ def find_parent_run_id(client: MlflowClient, experiment_id: str, sweep: str | No
         return runs[0].info.run_id
     if "'" in sweep:
         raise ReportError(f"invalid sweep id {sweep!r}")
-    runs = _search_all(client, [experiment_id], f"{kind_filter} and tags.`{TAG_SWEEP_ID}` = '{sweep}'")
+    runs = _search_all(client, [experiment_id], f"{kind_filter} and tags.`{outcomes.SWEEP_ID}` = '{sweep}'")
     if runs:
         return max(runs, key=lambda r: r.info.start_time or 0).info.run_id
     try:
@@ -274,13 +266,14 @@ def collect_sweep(client: MlflowClient, parent_run_id: str) -> SweepData:
         raise ReportError(f"parent run {parent_run_id!r} not found: {exc}") from exc
     exp_id = parent.info.experiment_id
     tags = dict(parent.data.tags)
-    sweep_id = tags.get(TAG_SWEEP_ID, parent_run_id)
+    sweep_id = tags.get(outcomes.SWEEP_ID, parent_run_id)
     children = {
-        r.info.run_id: r for r in _search_all(client, [exp_id], f"tags.`{TAG_PARENT}` = '{parent_run_id}'")
+        r.info.run_id: r
+        for r in _search_all(client, [exp_id], f"tags.`{outcomes.PARENT}` = '{parent_run_id}'")
     }
-    if TAG_SWEEP_ID in tags and "'" not in sweep_id:
-        for r in _search_all(client, [exp_id], f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}'"):
-            if r.info.run_id != parent_run_id and r.data.tags.get(TAG_KIND) != "sweep":
+    if outcomes.SWEEP_ID in tags and "'" not in sweep_id:
+        for r in _search_all(client, [exp_id], f"tags.`{outcomes.SWEEP_ID}` = '{sweep_id}'"):
+            if r.info.run_id != parent_run_id and r.data.tags.get(outcomes.KIND) != outcomes.KIND_SWEEP:
                 children.setdefault(r.info.run_id, r)
     runs = [_run_data(client, r) for r in children.values()]
     runs.sort(key=lambda r: (activation_rank(r.activation), r.depth or 0, r.name))

@@ -8,7 +8,8 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from actstudy.report.collect import TAG_OVERRIDES, RunData, SweepData
+from actstudy import outcomes
+from actstudy.report.collect import RunData, SweepData
 
 #: Settings shown when they vary across the sweep, as (param key, column label).
 #: Activation and depth always show.
@@ -60,7 +61,7 @@ def setting_columns(runs: list[RunData]) -> list[tuple[str, str]]:
             shown.add(key)
     override_keys = set()
     for r in runs:
-        override_keys.update(_OVERRIDE_KEY_RE.findall(r.tags.get(TAG_OVERRIDES, "")))
+        override_keys.update(_OVERRIDE_KEY_RE.findall(r.tags.get(outcomes.OVERRIDES, "")))
     extra = sorted(k for r in runs for k in r.params if k in override_keys and k not in shown and varies(k))
     for key in dict.fromkeys(extra):
         cols.append((key, key))
@@ -145,8 +146,8 @@ def run_table(sweep: SweepData) -> Table:
     for run in sweep.runs:
         s = summarize(run)
         outcome = run.outcome
-        if outcome == "diverged" and run.tags.get("actstudy.diverged_step"):
-            outcome += f" @ step {run.tags['actstudy.diverged_step']}"
+        if outcome == outcomes.DIVERGED and run.tags.get(outcomes.DIVERGED_STEP):
+            outcome += f" @ step {run.tags[outcomes.DIVERGED_STEP]}"
         rows.append(
             [run.name]
             + [_param(run, key) for key, _ in settings]

@@ -1,0 +1,271 @@
+"""The processes of one job: who is rank 0, how the other ranks start, and what rank 0 tells them.
+
+A job trains on `trainer.devices x trainer.num_nodes` processes (DDP). Rank 0 alone owns the job's
+record (MLflow run, state file); the other ranks only train. Before training, rank 0 decides whether to
+resume and from which checkpoint, and publishes that *plan* through a `torch.distributed.TCPStore` that
+it hosts; the same store then backs the process group. Other ranks report an error through the store, so
+rank 0 can end the run with the real cause.
+
+How the other ranks start:
+- under SLURM with one task per device (`hydra/launcher=slurm`), SLURM starts every rank; each runs the
+  Hydra job, and ranks other than 0 go straight to `actstudy.worker.run_worker`;
+- otherwise rank 0 starts them itself (`python -m actstudy.worker`), on this machine. Lightning's own
+  launcher is not used: it re-runs the whole command line, which under Hydra re-runs the whole sweep in
+  every child (`-m`) and makes each child compose and track the job again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from actstudy.config import ConfigError, RunConfig
+
+log = logging.getLogger("actstudy")
+
+RENDEZVOUS_ENV = "ACTSTUDY_RENDEZVOUS"  # host:port of rank 0's store, set for the ranks rank 0 starts
+CONFIG_ENV = "ACTSTUDY_WORKER_CONFIG"  # the resolved config (JSON) of the job, for those ranks
+PLAN_KEY = "actstudy/plan"
+ERROR_KEY = "actstudy/error/"
+PLAN_TIMEOUT_S = 600  # how long other ranks wait for rank 0 to check data and open the run
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in its job: rank, number of processes, and who starts the other ranks."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    local_size: int = 1
+    started_by: str = "self"  # self (one process) | rank0 (rank 0 starts the others) | slurm | rank0-child
+
+    @property
+    def is_zero(self) -> bool:
+        """Return True on the process that owns the job's record."""
+        return self.rank == 0
+
+    def join(self, rendezvous: Rendezvous, accelerator: str, timeout_s: float) -> None:
+        """Join the job's process group through `rendezvous` (gloo on CPUs, nccl on GPUs)."""
+        rendezvous.init_process_group(backend_for(accelerator), timeout_s)
+
+
+SINGLE = World()  # a job of one process
+
+
+def world_of(cfg: RunConfig) -> World:
+    """Return this process's World for the job `cfg` describes; raise ConfigError if it cannot run here."""
+    t = cfg.trainer
+    size = t.devices * t.num_nodes
+    env = os.environ
+    if size == 1:
+        return World()
+    if RENDEZVOUS_ENV in env:  # a rank that rank 0 started
+        return World(int(env["RANK"]), size, int(env["LOCAL_RANK"]), t.devices, "rank0-child")
+    tasks = int(env.get("SLURM_NTASKS", "1"))
+    if tasks > 1:
+        if tasks != size:
+            raise ConfigError(
+                f"trainer.devices x trainer.num_nodes = {size} processes, but this SLURM job has {tasks} "
+                "tasks; use hydra/launcher=slurm (one task per device) or match --ntasks"
+            )
+        return World(int(env["SLURM_PROCID"]), size, int(env.get("SLURM_LOCALID", "0")), t.devices, "slurm")
+    if t.num_nodes > 1:
+        raise ConfigError(
+            f"trainer.num_nodes={t.num_nodes}: several nodes need a cluster launcher; "
+            "use hydra/launcher=slurm (or slurm_gpu), which starts one task per device on every node"
+        )
+    return World(0, size, 0, t.devices, "rank0")
+
+
+def backend_for(accelerator: str) -> str:
+    """Return the torch.distributed backend for the configured accelerator: nccl on GPUs, gloo on CPUs."""
+    import torch
+
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "nccl" if on_gpu else "gloo"
+
+
+def cpus_available() -> int:
+    """Return the CPU cores this process may run on (its affinity, which SLURM and taskset restrict)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_devices(cfg: RunConfig, world: World) -> None:
+    """Raise ConfigError unless this machine has the devices the job asks for (checked before any run).
+
+    Jobs whose tasks SLURM placed are not counted against this process's cores: SLURM allotted them.
+    """
+    import torch
+
+    t = cfg.trainer
+    if t.accelerator in ("gpu", "cuda"):
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if found == 0:
+            raise ConfigError(
+                f"trainer.accelerator={t.accelerator}: no GPU is visible to PyTorch here; "
+                "use trainer.accelerator=cpu (or auto)"
+            )
+        if t.devices > found:
+            raise ConfigError(
+                f"trainer.devices={t.devices}: only {found} GPU(s) visible; use at most {found}"
+            )
+    elif world.started_by != "slurm" and (t.accelerator == "cpu" or not torch.cuda.is_available()):
+        cores = cpus_available()
+        if t.devices > cores:
+            raise ConfigError(
+                f"trainer.devices={t.devices}: one process per device needs a core each and this machine "
+                f"has {cores} available; use trainer.devices <= {cores}"
+            )
+
+
+def share_threads(world: World) -> None:
+    """Give each process of a multi-process job its share of the node's cores (unless OMP_NUM_THREADS is set).
+
+    Without it every process starts one thread per core, and 2 processes on 2 cores run several times
+    slower than 1.
+    """
+    if world.local_size > 1 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(max(1, cpus_available() // world.local_size))
+
+
+@dataclass
+class Rendezvous:
+    """Rank 0's store for one multi-process job: the plan, error reports, and the process group's store."""
+
+    world: World
+    host: str
+    port: int
+    store: Any = None
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, world: World) -> Rendezvous:
+        """Return the job's rendezvous, hosting the store on rank 0 and connecting to it elsewhere."""
+        from torch.distributed import TCPStore
+
+        if world.started_by == "slurm":
+            from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+            slurm = SLURMEnvironment(auto_requeue=False)
+            host, port = slurm.main_address, slurm.main_port
+        elif world.started_by == "rank0-child":
+            host, port = os.environ[RENDEZVOUS_ENV].rsplit(":", 1)
+            port = int(port)
+        else:
+            host, port = "127.0.0.1", 0  # rank 0 picks a free port and tells the ranks it starts
+        timeout = timedelta(seconds=PLAN_TIMEOUT_S)
+        store = TCPStore(host, int(port), None, world.is_zero, timeout, wait_for_workers=False)
+        return cls(world, host, store.port, store)
+
+    def start_local_ranks(self, cfg_resolved: dict[str, Any]) -> None:
+        """Start ranks 1.. of this job on this machine (`python -m actstudy.worker`)."""
+        for rank in range(1, self.world.size):
+            env = {
+                **os.environ,
+                RENDEZVOUS_ENV: f"{self.host}:{self.port}",
+                CONFIG_ENV: json.dumps(cfg_resolved),
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "NODE_RANK": "0",
+                "WORLD_SIZE": str(self.world.size),
+                "MASTER_ADDR": self.host,
+                "MASTER_PORT": str(self.port),
+            }
+            self.workers.append(subprocess.Popen([sys.executable, "-m", "actstudy.worker"], env=env))
+        # Lightning reads the same variables on rank 0; LOCAL_RANK tells it the processes exist already.
+        os.environ.update(
+            {"LOCAL_RANK": "0", "NODE_RANK": "0", "WORLD_SIZE": str(self.world.size),
+             "MASTER_ADDR": self.host, "MASTER_PORT": str(self.port)}
+        )  # fmt: skip
+
+    def publish(self, plan: dict[str, Any]) -> None:
+        """Rank 0: tell the other ranks what to do (train, resume from a checkpoint, or stop: `abort`)."""
+        self.store.set(PLAN_KEY, json.dumps(plan))
+
+    def wait_for_plan(self) -> dict[str, Any]:
+        """Other ranks: return rank 0's plan, waiting for it (an error if rank 0 went away first)."""
+        self.store.wait([PLAN_KEY])
+        return json.loads(self.store.get(PLAN_KEY))
+
+    def report_error(self, message: str) -> None:
+        """Other ranks: leave the error that stops this rank for rank 0 to record (best effort)."""
+        with contextlib.suppress(Exception):  # rank 0 is gone: nobody to tell
+            self.store.set(f"{ERROR_KEY}{self.world.rank}", message[:2000])
+
+    def rank_errors(self) -> list[str]:
+        """Rank 0: return 'rank N: error' for every rank that reported one."""
+        errors = []
+        for rank in range(1, self.world.size):
+            key = f"{ERROR_KEY}{rank}"
+            try:
+                if self.store.check([key]):
+                    errors.append(f"rank {rank}: {self.store.get(key).decode()}")
+            except Exception:
+                break
+        return errors
+
+    def init_process_group(self, backend: str, timeout_s: float) -> None:
+        """Join the job's process group, backed by this store; collectives give up after `timeout_s`."""
+        import torch.distributed as dist
+
+        dist.init_process_group(
+            backend, store=self.store, rank=self.world.rank, world_size=self.world.size,
+            timeout=timedelta(seconds=timeout_s),
+        )  # fmt: skip
+
+    def close(self, grace_s: float = 30.0) -> list[int | None]:
+        """Leave the process group, then wait for the ranks rank 0 started (killing them after `grace_s`).
+
+        Returns their exit codes (negative: killed by that signal).
+        """
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()  # other ranks blocked in a collective with this one now fail
+        deadline = time.monotonic() + grace_s
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("rank process %d did not stop within %.0f s: killing it", proc.pid, grace_s)
+                proc.kill()
+                proc.wait()
+        return [proc.returncode for proc in self.workers]
+
+    def describe_exit(self, codes: list[int | None]) -> str | None:
+        """Return why a started rank stopped abnormally ('rank 1 was killed by signal 9'), or None."""
+        for rank, code in enumerate(codes, start=1):
+            if code is not None and code < 0:
+                return f"rank {rank} was killed by signal {-code}"
+        return None
+
+
+def plan_for(resume_from: Path | None, checkpoint_dir: Path, config_digest: str) -> dict[str, Any]:
+    """Return rank 0's plan: where checkpoints go, which one to resume from, the config's digest."""
+    return {
+        "checkpoint_dir": str(checkpoint_dir),
+        "resume_from": str(resume_from) if resume_from else None,
+        "config_digest": config_digest,
+    }
+
+
+def config_digest(resolved: dict[str, Any]) -> str:
+    """Return a short digest of a resolved config, so every rank can check it trains the same job."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,152 @@
+"""Training, nothing else: build data module, model, Lightning module and trainer from the typed config;
+fit; test; return a small result. No MLflow, no files of its own besides Lightning's checkpoints.
+
+The same function trains every rank of a multi-process job; the caller passes the logger (rank 0 only)
+and, for DDP, has joined the process group already (`actstudy.distributed`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers.logger import Logger
+from lightning.pytorch.plugins.environments import LightningEnvironment, SLURMEnvironment
+from lightning.pytorch.strategies import DDPStrategy
+
+from actstudy import outcomes
+from actstudy.callbacks import FlushMetricsBeforeCheckpoint, GracefulStop, LogProgress
+from actstudy.config import RunConfig
+from actstudy.data import ImageSplits, TensorDataModule
+from actstudy.distributed import SINGLE, World
+from actstudy.models import build_model
+from actstudy.module import ClassifierModule
+from actstudy.monitor import GradientFlowMonitor
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """How training ended: outcome (completed, diverged, interrupted), last val/acc, first non-finite step."""
+
+    outcome: str
+    val_acc: float = math.nan
+    diverged_step: int | None = None
+
+
+def trainer_kwargs(cfg: RunConfig) -> dict:
+    """Return the lightning.Trainer arguments that come straight from `cfg.trainer`."""
+    t = cfg.trainer
+    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    deterministic = {"auto": on_cpu, "true": True, "false": False}[t.deterministic]
+    return dict(
+        max_epochs=t.max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        precision=t.precision,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        limit_test_batches=t.limit_test_batches,
+        log_every_n_steps=t.log_every_n_steps,
+        deterministic=deterministic,
+        gradient_clip_val=t.gradient_clip_val,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
+
+
+def _strategy(cfg: RunConfig, world: World) -> DDPStrategy | str:
+    if world.size == 1:
+        return "auto"
+    # Under SLURM, submitit requeues; Lightning must not requeue a second time.
+    env = SLURMEnvironment(auto_requeue=False) if world.started_by == "slurm" else LightningEnvironment()
+    return DDPStrategy(cluster_environment=env, timeout=timedelta(seconds=cfg.trainer.ddp_timeout_s))
+
+
+def _show_bar(progress: str) -> bool:
+    return progress == "bar" or (progress == "auto" and sys.stderr.isatty())
+
+
+def build_trainer(
+    cfg: RunConfig,
+    checkpoint_dir: Path,
+    logger: Logger | None = None,
+    world: World = SINGLE,
+    callbacks: Sequence[L.Callback] = (),
+) -> tuple[L.Trainer, GracefulStop]:
+    """Return the configured Trainer (checkpoints into `checkpoint_dir`) and its stop-on-signal callback."""
+    stop = GracefulStop(checkpoint_dir / LAST_CHECKPOINT, cfg.trainer.log_every_n_steps)
+    checkpointing = ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        filename="best",
+        monitor="val/acc",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        every_n_train_steps=cfg.trainer.checkpoint_every_n_steps,
+    )
+    all_callbacks: list[L.Callback] = [FlushMetricsBeforeCheckpoint(), checkpointing, stop, *callbacks]
+    if cfg.monitor.enabled:
+        m = cfg.monitor
+        all_callbacks.append(GradientFlowMonitor(cfg.activation, m.every_n_steps, m.activations))
+    show_bar = _show_bar(cfg.trainer.progress) and world.is_zero
+    if cfg.trainer.progress != "none" and not show_bar and world.is_zero:
+        all_callbacks.append(LogProgress())
+    plugins = (
+        [SLURMEnvironment(auto_requeue=False)] if world.size == 1 and SLURMEnvironment.detect() else None
+    )
+    trainer = L.Trainer(
+        **trainer_kwargs(cfg),
+        strategy=_strategy(cfg, world),
+        logger=logger if logger is not None else False,
+        callbacks=all_callbacks,
+        enable_progress_bar=show_bar,
+        enable_checkpointing=True,
+        default_root_dir=checkpoint_dir.parent,
+        plugins=plugins,
+    )
+    return trainer, stop
+
+
+def train(
+    cfg: RunConfig,
+    splits: ImageSplits,
+    checkpoint_dir: Path,
+    resume_from: Path | None = None,
+    logger: Logger | None = None,
+    world: World = SINGLE,
+    callbacks: Sequence[L.Callback] = (),
+) -> TrainingResult:
+    """Fit (from `resume_from` if given) and test one model; return how it ended.
+
+    Ctrl-C or SIGTERM stop every rank at the same step with `last.ckpt` saved: outcome `interrupted`.
+    A non-finite loss stops training without a test: outcome `diverged`. Errors propagate.
+    """
+    L.seed_everything(cfg.seed, workers=False, verbose=False)
+    model = build_model(cfg, splits.input_shape, splits.num_classes)
+    module = ClassifierModule(model, cfg.optimizer, splits.num_classes)
+    datamodule = TensorDataModule(splits, cfg.data, cfg.seed)
+    trainer, stop = build_trainer(cfg, checkpoint_dir, logger, world, callbacks)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    except (SystemExit, KeyboardInterrupt):  # Lightning's SIGTERMException is a SystemExit
+        if stop.interrupted:
+            return TrainingResult(outcomes.INTERRUPTED)
+        raise
+    final_val_acc = trainer.callback_metrics.get("val/acc")  # before test() replaces the metrics
+    val_acc = float(final_val_acc) if final_val_acc is not None else math.nan
+    if stop.requested:  # the signal came during the last batches: fit finished, the test waits for resume
+        return TrainingResult(outcomes.INTERRUPTED, val_acc)
+    if module.diverged_step is not None:
+        return TrainingResult(outcomes.DIVERGED, val_acc, module.diverged_step)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    return TrainingResult(outcomes.COMPLETED, val_acc)
