@@ -99,6 +99,55 @@ def test_cli_rejects_bad_input_with_one_line_and_no_run(tmp_path: Path, override
     assert not (tmp_path / "mlflow.db").exists()  # nothing was logged, not even an empty store
 
 
+def _cores() -> int:
+    from actstudy.distributed import cpus_available
+
+    return cpus_available()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["trainer.accelerator=gpu"],
+            "trainer.accelerator=gpu: no GPU is visible to PyTorch here; "
+            "use trainer.accelerator=cpu (or auto)",
+        ),
+        (
+            [
+                "trainer.accelerator=cpu",
+                f"trainer.devices={_cores() + 1}",
+                f"data.batch_size={8 * (_cores() + 1)}",
+            ],
+            f"trainer.devices={_cores() + 1}: one process per device needs a core each and this machine has "
+            f"{_cores()} available; use trainer.devices <= {_cores()}",
+        ),
+        (["trainer.strategy=fsdp"], "trainer.strategy='fsdp': must be one of auto, ddp"),
+        (
+            ["trainer.accelerator=cpu", "trainer.num_nodes=2"],
+            "trainer.num_nodes=2: several nodes need a cluster launcher; use hydra/launcher=slurm (or "
+            "slurm_gpu), which starts one task per device on every node",
+        ),
+        (
+            ["trainer.devices=2", "data.batch_size=33"],
+            "data.batch_size=33: the global batch is split evenly over trainer.devices x trainer.num_nodes = "
+            "2 processes; use a multiple of 2",
+        ),
+    ],
+    ids=["gpu-without-gpu", "more-devices-than-cores", "strategy", "nodes-without-cluster", "batch-split"],
+)
+def test_cli_rejects_devices_this_machine_cannot_run_before_any_run(tmp_path: Path, overrides, expected):
+    import torch
+
+    if "trainer.accelerator=gpu" in overrides and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("actstudy.train", ["data=shapes", *overrides], cwd=tmp_path, uri=uri)
+    assert (result.returncode, result.stderr.strip()) == (2, f"actstudy: error: {expected}")
+    assert not (tmp_path / "mlflow.db").exists()
+    assert not list(tmp_path.glob("outputs/*/checkpoints"))
+
+
 def test_cli_rejects_an_unknown_activation_listing_the_options(tmp_path: Path):
     result = run_cli("actstudy.train", ["activation=swish2"], cwd=tmp_path, uri=None)
     assert result.returncode != 0

@@ -13,5 +13,9 @@ class TrackingUnavailable(RuntimeError):
     """The tracking store cannot be reached or opened; the message says how to fix it."""
 
 
+class JobFailed(RuntimeError):
+    """Training failed and the run ended FAILED; the message is the cause (in DDP: the failing rank's)."""
+
+
 class RunInterrupted(Exception):
     """Training was stopped by Ctrl-C or SIGTERM after saving a checkpoint; re-running resumes it."""

@@ -68,16 +68,16 @@ class TrackedJob:
         resume_run_id = decide_resume(cfg.resume, previous, self.last_checkpoint)
         self.client = client = tracking.open_client(self.uri)
         experiment_id = tracking.experiment_id(client, cfg.tracking.experiment)
-        skip_through_step = -1
+        logged: dict[str, int] = {}
         if resume_run_id is not None:
-            skip_through_step = tracking.last_logged_step(client, resume_run_id)
+            logged = tracking.last_logged_steps(client, resume_run_id)
             self.run_id = resume_run_id
             tracking.retry(lambda: client.update_run(resume_run_id, status="RUNNING"))
             log.info(
                 "resuming run %s from %s (logged through step %d)",
                 resume_run_id,
                 self.last_checkpoint,
-                skip_through_step,
+                max(logged.values(), default=-1),
             )
         else:
             if previous is not None and previous.run_id and previous.outcome is None:
@@ -101,7 +101,7 @@ class TrackedJob:
             cfg.tracking.experiment,
             self.uri,
         )
-        self.logger = MlflowRunLogger(client, self.run_id, skip_through_step)
+        self.logger = MlflowRunLogger(client, self.run_id, logged)
         return self.last_checkpoint if resume_run_id is not None else None
 
     def _create_run(self, client: MlflowClient, experiment_id: str) -> str:

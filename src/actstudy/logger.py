@@ -4,7 +4,7 @@ Writes happen on a background thread so training never waits for the store, gath
 `log_batch` per `write_every_s` seconds (fewer, larger transactions disturb training less);
 `finalize` (and `flush`) write at once and block until every queued point is in the store, so nothing
 is lost at the end of a run. On a resumed run,
-points at or below the last step already in the store are dropped, so no step is logged twice.
+a metric's points at or below its last step already in the store are dropped, so no point is logged twice.
 """
 
 from __future__ import annotations
@@ -27,11 +27,15 @@ class MlflowRunLogger(Logger):
     """Log metrics of one MLflow run (created elsewhere) asynchronously and in batches."""
 
     def __init__(
-        self, client: MlflowClient, run_id: str, skip_through_step: int = -1, write_every_s: float = 2.0
+        self,
+        client: MlflowClient,
+        run_id: str,
+        logged: Mapping[str, int] | None = None,
+        write_every_s: float = 2.0,
     ):
         super().__init__()
         self.client, self.run_id = client, run_id
-        self.skip_through_step = skip_through_step
+        self.logged = dict(logged or {})  # key -> last step already in the store (a resumed run)
         self.write_every_s = write_every_s
         self._flush_now = threading.Event()
         self.points_written = 0
@@ -53,13 +57,15 @@ class MlflowRunLogger(Logger):
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        """Params are logged once, flattened, when the run is created (see `actstudy.train`)."""
+        """Params are logged once, flattened, when the run is created (see `actstudy.job`)."""
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         step = int(step or 0)
-        if step <= self.skip_through_step:
-            return
+        if self.logged:
+            metrics = {k: v for k, v in metrics.items() if step > self.logged.get(k, -1)}
+            if not metrics:
+                return
         if self._thread is None:
             self._thread = threading.Thread(target=self._write_loop, name="mlflow-writer", daemon=True)
             self._thread.start()

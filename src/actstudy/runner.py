@@ -14,7 +14,7 @@ from actstudy import distributed, outcomes, tracking, training
 from actstudy.config import JobSpec
 from actstudy.data import load_splits
 from actstudy.distributed import Rendezvous, World
-from actstudy.errors import RunInterrupted
+from actstudy.errors import JobFailed, RunInterrupted
 from actstudy.job import TrackedJob
 
 log = logging.getLogger("actstudy")
@@ -26,7 +26,7 @@ def run_job(spec: JobSpec, world: World) -> float:
 
     The caller has validated the config and checked that the tracking store is reachable. Raises
     ConfigError / DatasetUnavailable before any run exists, RunInterrupted after Ctrl-C or SIGTERM (run
-    KILLED, resumable), and re-raises training errors (run FAILED, with the failing rank's error).
+    KILLED, resumable), and JobFailed when training raised (run FAILED, with the failing rank's error).
     """
     cfg = spec.cfg
     distributed.share_threads(world)
@@ -55,7 +55,7 @@ def run_job(spec: JobSpec, world: World) -> float:
                 raise RunInterrupted(
                     f"run {spec.run_name} interrupted ({error or 'signal'}); {RESUME_HINT}"
                 ) from exc
-            raise
+            raise JobFailed(error) from exc
         job.finish(result)
     finally:
         if rendezvous is not None:

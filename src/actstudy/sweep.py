@@ -165,8 +165,8 @@ class SweepCallback(Callback):
                     f"--sweep {info.sweep_id}",
                     file=sys.stderr,
                 )
-        outcomes = Counter(s.outcome or "unknown" for s in states)
-        summary = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
+        counts = Counter(s.outcome or "unknown" for s in states)
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         tracking.log_params_and_tags(client, info.parent_run_id, {}, {outcomes.JOBS: summary})
         tracking.end_run(
             client,

@@ -188,14 +188,18 @@ def log_params_and_tags(
         retry(lambda: client.log_batch(run_id, tags=tag_items))
 
 
-def last_logged_step(client: MlflowClient, run_id: str) -> int:
-    """Return the highest step of any metric already logged in the run (-1 if none)."""
+def last_logged_steps(client: MlflowClient, run_id: str) -> dict[str, int]:
+    """Return, for each metric already logged in the run, the highest step it was logged at.
+
+    Per key, because a process can die between two metrics of the same step (train loss written, the
+    monitor's statistics of that step not yet): a resumed run re-logs exactly what is missing.
+    """
     run = client.get_run(run_id)
-    last = -1
+    last = {}
     for key in run.data.metrics:
         history = client.get_metric_history(run_id, key)
         if history:
-            last = max(last, max(m.step for m in history))
+            last[key] = max(m.step for m in history)
     return last
 
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from actstudy import distributed, outcomes
 from actstudy.config import ConfigError, JobSpec, parse_config, run_name
-from actstudy.errors import DatasetUnavailable, RunInterrupted, TrackingUnavailable
+from actstudy.errors import DatasetUnavailable, JobFailed, RunInterrupted, TrackingUnavailable
 from actstudy.paths import CONF_DIR
 from actstudy.run_state import RunState
 from actstudy.slurm import in_slurm_sweep_job
@@ -101,8 +101,9 @@ def main(cfg: DictConfig) -> float:
         sys.exit(130)
     except Exception as exc:
         log.exception("job %s failed", output_dir.name)
-        print(f"actstudy: error: job {output_dir.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        _record_failure(output_dir, f"{type(exc).__name__}: {exc}")
+        error = str(exc) if isinstance(exc, JobFailed) else f"{type(exc).__name__}: {exc}"
+        print(f"actstudy: error: job {output_dir.name} failed: {error}", file=sys.stderr)
+        _record_failure(output_dir, error)
         if multirun:
             return math.nan
         sys.exit(1)

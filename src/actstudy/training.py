@@ -83,7 +83,10 @@ def build_trainer(
     world: World = SINGLE,
     callbacks: Sequence[L.Callback] = (),
 ) -> tuple[L.Trainer, GracefulStop]:
-    """Return the configured Trainer (checkpoints into `checkpoint_dir`) and its stop-on-signal callback."""
+    """Return the configured Trainer (checkpoints into `checkpoint_dir`) and its stop-on-signal callback.
+
+    `callbacks` (tests, benchmarks) run after the harness's own callbacks at every hook.
+    """
     stop = GracefulStop(checkpoint_dir / LAST_CHECKPOINT, cfg.trainer.log_every_n_steps)
     checkpointing = ModelCheckpoint(
         dirpath=checkpoint_dir,
@@ -94,13 +97,14 @@ def build_trainer(
         save_last=True,
         every_n_train_steps=cfg.trainer.checkpoint_every_n_steps,
     )
-    all_callbacks: list[L.Callback] = [FlushMetricsBeforeCheckpoint(), checkpointing, stop, *callbacks]
+    all_callbacks: list[L.Callback] = [FlushMetricsBeforeCheckpoint(), checkpointing, stop]
     if cfg.monitor.enabled:
         m = cfg.monitor
         all_callbacks.append(GradientFlowMonitor(cfg.activation, m.every_n_steps, m.activations))
     show_bar = _show_bar(cfg.trainer.progress) and world.is_zero
     if cfg.trainer.progress != "none" and not show_bar and world.is_zero:
         all_callbacks.append(LogProgress())
+    all_callbacks += callbacks  # the caller's run after the harness's own
     plugins = (
         [SLURMEnvironment(auto_requeue=False)] if world.size == 1 and SLURMEnvironment.detect() else None
     )

@@ -111,14 +111,26 @@ def test_epoch_source_drives_the_epoch_and_discards_a_stale_resume() -> None:
 
 @pytest.mark.parametrize("n", [50, 51])
 @pytest.mark.parametrize("drop_last", [False, True])
-def test_ddp_shards_are_disjoint_equal_and_cover_the_data(n: int, drop_last: bool) -> None:
+def test_ddp_shards_are_disjoint_and_cover_the_data(n: int, drop_last: bool) -> None:
     shards = [ids(loader(n, shuffle=True, seed=5, drop_last=drop_last, rank=r, world_size=2)) for r in (0, 1)]
-    lengths = [len(loader(n, drop_last=drop_last, rank=r, world_size=2)) for r in (0, 1)]
-    assert lengths[0] == lengths[1]
     assert set(shards[0]).isdisjoint(shards[1])
-    if not drop_last:
-        assert len(shards[0]) == len(shards[1]) == n // 2
-        assert len(set(shards[0]) | set(shards[1])) == 2 * (n // 2)  # all of it; an odd one out is dropped
+    if drop_last:  # training: every rank the same number of batches, as DDP's all-reduce needs
+        lengths = [len(loader(n, drop_last=True, rank=r, world_size=2)) for r in (0, 1)]
+        assert lengths[0] == lengths[1]
+    else:  # evaluation: every example exactly once over the ranks, none dropped
+        assert sorted(shards[0] + shards[1]) == list(range(n))
+        assert abs(len(shards[0]) - len(shards[1])) <= 1
+
+
+def test_ddp_ranks_split_each_global_batch() -> None:
+    """Rank r's i-th batch of size B/2 holds half of the single process's i-th batch of size B."""
+    whole = loader(64, batch_size=16, shuffle=True, seed=3, drop_last=True)
+    halves = [
+        loader(64, batch_size=8, shuffle=True, seed=3, drop_last=True, rank=r, world_size=2) for r in (0, 1)
+    ]
+    for (_, y), (_, y0), (_, y1) in zip(whole, *halves, strict=True):
+        assert sorted(y0.tolist() + y1.tolist()) == sorted(y.tolist())
+        assert set(y0.tolist()).isdisjoint(y1.tolist())
 
 
 def test_rejects_non_uint8_images_and_padding_beyond_the_image() -> None:
