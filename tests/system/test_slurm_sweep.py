@@ -106,14 +106,50 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen):
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-@pytest.mark.parametrize("stop", ["scontrol_requeue", "usr2_timeout_signal"])
-def test_requeued_job_resumes_its_run(slurm_cluster, tmp_path, stop):
-    """SLURM stops the job mid-training; the requeued job continues the same MLflow run from last.ckpt."""
+def test_ddp_sweep_runs_each_job_as_one_slurm_task_per_device(slurm_cluster, tmp_path):
+    """`trainer.devices=2` under hydra/launcher=slurm: each job is 2 SLURM tasks, one DDP process each."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "multirun"
+    ddp = ["trainer.accelerator=cpu", "trainer.devices=2"]
+    args = ["-m", *SLURM, *ddp, "activation=sigmoid,relu", *TINY, f"hydra.sweep.dir={sweep_dir}"]
+    start = time.monotonic()
+    result = run_cli("actstudy.train", args, cwd=tmp_path, uri=uri, timeout=300)
+    print(f"\n2-job DDP SLURM sweep (2 tasks each): submit -> all finished {time.monotonic() - start:.1f} s")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "2 completed" in result.stderr
+
+    runs = _runs(MlflowClient(uri))
+    parents = [r for r in runs if r.data.tags.get("actstudy.kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("actstudy.kind") == "job"]
+    assert len(parents) == 1 and len(children) == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert {(r.info.status, r.data.tags["actstudy.world_size"]) for r in children} == {("FINISHED", "2")}
+    assert all("test/acc" in r.data.metrics for r in children)
+    for run in children:
+        steps = [m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "train/loss")]
+        assert steps == sorted(set(steps)) and steps, "each step logged once, by rank 0 alone"
+        job_id = run.data.tags["slurm.job_id"]
+        assert _sacct_states(job_id, "COMPLETED")[-1] == "COMPLETED"  # (-D: ids of earlier clusters too)
+        # submitit writes one log per SLURM task (rank): <array job>_<array task>_<rank>_log.out
+        array_job = f"{run.data.tags['slurm.array_job_id']}_{run.data.tags['slurm.array_task_id']}"
+        logs = sorted(p.name for p in (sweep_dir / ".submitit" / array_job).glob("*_log.out"))
+        assert logs == [f"{array_job}_0_log.out", f"{array_job}_1_log.out"], logs
+
+
+@pytest.mark.parametrize(
+    ("stop", "devices"), [("scontrol_requeue", 1), ("usr2_timeout_signal", 1), ("scontrol_requeue", 2)]
+)
+def test_requeued_job_resumes_its_run(slurm_cluster, tmp_path, stop, devices):
+    """SLURM stops the job mid-training; the requeued job continues the same MLflow run from last.ckpt.
+
+    With devices=2 the job is two SLURM tasks (DDP): both stop at the same step and both resume.
+    """
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep_dir = tmp_path / "multirun"
     steps_per_epoch, epochs = 30, 8  # 480 / 16; width 32, depth 4: long enough to be stopped mid-training
     longer = ["data.train_size=480", f"trainer.max_epochs={epochs}", "trainer.progress=log", "model.width=32"]
-    args = ["-m", *SLURM, "activation=tanh", "depth=4", *TINY, *longer, f"hydra.sweep.dir={sweep_dir}"]
+    ddp = ["trainer.accelerator=cpu", f"trainer.devices={devices}"]
+    args = ["-m", *SLURM, *ddp, "activation=tanh", "depth=4", *TINY, *longer, f"hydra.sweep.dir={sweep_dir}"]
     start = time.monotonic()
     proc = _popen_cli(args, tmp_path, uri)
     try:
@@ -137,7 +173,7 @@ def test_requeued_job_resumes_its_run(slurm_cluster, tmp_path, stop):
     finally:
         if proc.poll() is None:
             proc.kill()
-    print(f"\nrequeued job ({stop}): submit -> finished {time.monotonic() - start:.1f} s")
+    print(f"\nrequeued job ({stop}, {devices} task(s)): submit -> finished {time.monotonic() - start:.1f} s")
     assert proc.returncode == 0, stderr[-4000:]
     assert "1 completed" in stderr
 
