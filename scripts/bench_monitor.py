@@ -9,7 +9,7 @@ Repetitions are interleaved, in a fresh random order each round, so that machine
 hit all three alike; the median seconds per step of each is reported with the ratios (b)/(a) and (c)/(b),
 and the median and range of the same ratios taken within each round (back-to-back measurements).
 
-    python scripts/bench_monitor.py [--steps 300] [--repeats 5] [--threads N]
+    python scripts/bench_monitor.py [--steps 300] [--repeats 5] [--threads N] [--accelerator gpu]
 """
 
 from __future__ import annotations
@@ -39,19 +39,32 @@ from actstudy.training import build_trainer
 WARMUP = 10
 
 
-def make_config():
+def make_config(accelerator: str = "cpu"):
     from hydra import compose, initialize_config_dir
 
     import actstudy.train  # noqa: F401  (registers the config resolver)
     from actstudy.paths import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return parse_config(compose("config", overrides=["data=shapes", "depth=4", "activation=relu"]))
+        overrides = ["data=shapes", "depth=4", "activation=relu", f"trainer.accelerator={accelerator}"]
+        return parse_config(compose("config", overrides=overrides))
+
+
+def device_of(cfg) -> torch.device:
+    """Return the device the harness trains on for `cfg.trainer.accelerator`."""
+    return torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read measures it (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def loader(splits, cfg) -> TensorLoader:
+    device = device_of(cfg)
     return TensorLoader(
-        splits.train_x, splits.train_y, cfg.data.batch_size, splits.mean, splits.std,
+        splits.train_x.to(device), splits.train_y.to(device), cfg.data.batch_size, splits.mean, splits.std,
         shuffle=True, drop_last=True, seed=cfg.seed,
     )  # fmt: skip
 
@@ -59,13 +72,15 @@ def loader(splits, cfg) -> TensorLoader:
 def plain_loop(cfg, splits, steps: int) -> float:
     """Return seconds per step of a hand-written PyTorch training loop."""
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, splits.input_shape, 10)
+    device = device_of(cfg)
+    model = build_model(cfg, splits.input_shape, 10).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.optimizer.lr)
     data, done, epoch, start = loader(splits, cfg), 0, 0, 0.0
     while done < steps + WARMUP:
         data.set_epoch(epoch)
         for x, y in data:
             if done == WARMUP:
+                sync(device)
                 start = time.perf_counter()
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
@@ -75,6 +90,7 @@ def plain_loop(cfg, splits, steps: int) -> float:
             if done == steps + WARMUP:
                 break
         epoch += 1
+    sync(device)
     return (time.perf_counter() - start) / steps
 
 
@@ -88,11 +104,13 @@ class StepTimer(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, idx):
         if trainer.global_step == WARMUP:
+            sync(pl_module.device)
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, idx):
-        self.end = time.perf_counter()
         if trainer.global_step >= self.last_step:
+            sync(pl_module.device)
+            self.end = time.perf_counter()
             trainer.should_stop = True
 
 
@@ -101,7 +119,7 @@ def harness(cfg, splits, steps: int, monitor: bool, client, experiment_id: str) 
     cfg = dataclasses.replace(
         cfg,
         monitor=dataclasses.replace(cfg.monitor, enabled=monitor),
-        trainer=dataclasses.replace(cfg.trainer, accelerator="cpu", progress="none", max_epochs=1000),
+        trainer=dataclasses.replace(cfg.trainer, progress="none", max_epochs=1000),
     )
     torch.manual_seed(cfg.seed)
     run_id = client.create_run(experiment_id, run_name=f"bench-monitor-{monitor}").info.run_id
@@ -121,6 +139,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -128,7 +147,7 @@ def main() -> None:
 
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    cfg = make_config()
+    cfg = make_config(args.accelerator)
     splits = split(read_shapes(8000 + cfg.data.val_size, 10, cfg.data.generator_seed), cfg.data)
     store = Path(tempfile.mkdtemp()) / "mlflow.db"
     client = tracking.open_client(f"sqlite:///{store}")

@@ -22,6 +22,7 @@ SLOW = [
     "monitor.every_n_steps=4",
 ]  # fmt: skip
 NAME = "relu-d3-s0"
+KEYS = ("train/loss", "val/acc", "val/loss", "test/acc", "grad/weight_l2/l01", "act/mean/l03")
 
 
 def job_dir(cwd: Path) -> Path:
@@ -65,7 +66,7 @@ def reference(tmp_path_factory) -> dict:
         assert result.returncode == 0, result.stderr[-3000:]
         client = MlflowClient(uri)
         run = client.search_runs([client.get_experiment_by_name("actstudy").experiment_id])[0]
-        runs.append({k: history(client, run.info.run_id, k) for k in ("train/loss", "val/acc", "test/acc")})
+        runs.append({k: history(client, run.info.run_id, k) for k in KEYS})
     return {"a": runs[0], "b": runs[1]}
 
 
@@ -99,16 +100,21 @@ def test_kill_9_then_rerun_continues_the_same_run_without_duplicates(tmp_path: P
     run = client.get_run(state["run_id"])
     assert (run.info.status, run.data.tags["actstudy.outcome"]) == ("FINISHED", "completed")
     assert len(client.search_runs([run.info.experiment_id])) == 1  # no second run was created
-    losses = history(client, state["run_id"], "train/loss")
-    steps = [s for s, _ in losses]
-    assert steps == sorted(set(steps))  # strictly increasing, no step twice
-    assert steps == [s for s, _ in reference["a"]["train/loss"]]  # covers the whole training
-    assert [v for _, v in losses] == pytest.approx([v for _, v in reference["a"]["train/loss"]], rel=1e-5)
-    assert history(client, state["run_id"], "test/acc") == reference["a"]["test/acc"]
+    assert_same_history(client, state["run_id"], reference["a"])
+
+
+def assert_same_history(client: MlflowClient, run_id: str, want: dict) -> None:
+    """Every key's history equals the uninterrupted reference's, step for step and value for value."""
+    for key in KEYS:
+        got = history(client, run_id, key)
+        steps = [s for s, _ in got]
+        assert steps == sorted(set(steps)), f"{key}: a step logged twice"
+        assert steps == [s for s, _ in want[key]], f"{key}: steps differ from the uninterrupted run"
+        assert [v for _, v in got] == pytest.approx([v for _, v in want[key]], rel=1e-5), key
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_a_checkpoint_and_ends_the_run_killed(tmp_path: Path):
+def test_ctrl_c_saves_a_checkpoint_ends_the_run_killed_and_resumes_exactly(tmp_path: Path, reference):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = start(tmp_path, uri)
     checkpoint = wait_for_checkpoint(proc, tmp_path)
@@ -122,6 +128,12 @@ def test_ctrl_c_saves_a_checkpoint_and_ends_the_run_killed(tmp_path: Path):
     run = MlflowClient(uri).get_run(state["run_id"])
     assert (run.info.status, run.data.tags["actstudy.outcome"]) == ("KILLED", "interrupted")
     assert checkpoint.stat().st_mtime > first_checkpoint_time  # saved at the interruption
+
+    result = run_cli("actstudy.train", SLOW, cwd=tmp_path, uri=uri)  # resume
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(uri)
+    assert client.get_run(state["run_id"]).info.status == "FINISHED"
+    assert_same_history(client, state["run_id"], reference["a"])
 
 
 def test_a_diverging_job_ends_diverged_and_the_sweep_goes_on(tmp_path: Path):
