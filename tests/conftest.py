@@ -43,6 +43,44 @@ def run_cli(
     )
 
 
+# Imported at start-up by every Python process that has it on PYTHONPATH: in the job whose optimizer.lr
+# is 0.05, the process of rank FAULT_RANK (0: the job's own process) raises at training step FAULT_STEP,
+# or while loading its data when FAULT_STEP is "data".
+_FAULT = """
+import os
+if "FAULT_STEP" in os.environ and os.environ.get("RANK", "0") == os.environ["FAULT_RANK"]:
+    from actstudy import data, module
+
+    message = f"injected fault on rank {os.environ['FAULT_RANK']}"
+    if os.environ["FAULT_STEP"] == "data":
+        original_load = data.load_splits
+
+        def load_splits(cfg):
+            if cfg.name == "shapes":
+                raise RuntimeError(message)
+            return original_load(cfg)
+
+        data.load_splits = load_splits
+    else:
+        original_step = module.ClassifierModule.training_step
+
+        def training_step(self, batch, idx):
+            if self.optimizer_cfg.lr == 0.05 and self.global_step == int(os.environ["FAULT_STEP"]):
+                raise RuntimeError(message)
+            return original_step(self, batch, idx)
+
+        module.ClassifierModule.training_step = training_step
+"""
+
+
+def fault_env(folder: Path, rank: int, step: int | str) -> dict[str, str]:
+    """Return environment variables that make rank `rank` of the lr=0.05 job raise at `step` (or "data")."""
+    (folder / "inject").mkdir(exist_ok=True)
+    (folder / "inject" / "sitecustomize.py").write_text(_FAULT)
+    pythonpath = os.pathsep.join([str(folder / "inject"), os.environ.get("PYTHONPATH", "")])
+    return {"PYTHONPATH": pythonpath, "FAULT_STEP": str(step), "FAULT_RANK": str(rank)}
+
+
 @dataclass
 class Sweep:
     """A finished tiny sweep: its store, folder, CLI result and a client on the store."""

@@ -100,6 +100,70 @@ def test_cli_rejects_bad_input_with_one_line_and_no_run(tmp_path: Path, override
     assert not (tmp_path / "mlflow.db").exists()  # nothing was logged, not even an empty store
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["trainer.precision=banana"], {}, "trainer.precision='banana': must be one of 32-true, 16-mixed, "
+         "bf16-mixed, 16-true, bf16-true, 64-true"),
+        (["seed=-1"], {}, "seed=-1: must be in [0, 4294967295]"),
+        (["trainer.limit_train_batches=1.5"], {}, "trainer.limit_train_batches=1.5: must be a fraction in "
+         "(0, 1] or a whole number of batches >= 1"),
+        (["optimizer.momentum=2"], {}, "optimizer.momentum=2.0: must be in [0, 1) (0.9 is usual; "
+         "0: plain SGD)"),
+        (["depth=100000"], {}, "depth=100000: must be <= 100 (plain nets this deep do not train at all, and "
+         "building them takes minutes)"),
+        (["data.val_size=999999"], {}, "data.train_size + data.val_size = 1007999: generating more than "
+         "200000 shapes images needs several GB; use smaller sizes"),
+        (["data.train_size=1"], {}, "data.train_size=1: smaller than one batch (data.batch_size=32), so "
+         "nothing would be trained; use more images or a smaller batch"),
+        (["data=cifar10", "data.val_size=50000"], {}, "data.val_size=50000: cifar10 has 50000 training "
+         "images and the validation split is carved from them; use a smaller data.val_size"),
+        (["data=mnist", "data.train_size=55000"], {}, "data.train_size=55000: only 50000 mnist training "
+         "images remain after data.val_size=10000; use at most 50000"),
+        (["data=cifar10", "data.root=/etc/passwd"], {}, "data.root=/etc/passwd: is a file; give the folder "
+         "that holds (or will hold) the data"),
+        (["tracking.experiment=''"], {}, "tracking.experiment='': must be a name (e.g. "
+         "tracking.experiment=actstudy)"),
+        (["tracking.uri=ftp://x"], {}, "tracking URI 'ftp://x' is not an MLflow store; use "
+         "sqlite:///path/mlflow.db, http://host:5000 (a tracking server) or postgresql://... (tracking.uri "
+         "or MLFLOW_TRACKING_URI)"),
+        ([], {"MLFLOW_TRACKING_URI": "garbage"}, "tracking URI 'garbage' is not an MLflow store; use "
+         "sqlite:///path/mlflow.db, http://host:5000 (a tracking server) or postgresql://... (tracking.uri "
+         "or MLFLOW_TRACKING_URI)"),
+    ],
+    ids=lambda v: None,
+)  # fmt: skip
+def test_cli_rejects_each_bad_value_with_one_line_before_data_or_run(tmp_path: Path, args, env, expected):
+    uri = env.pop("MLFLOW_TRACKING_URI", None) or f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = [] if any(a.startswith("data=") for a in args) else ["data=shapes"]
+    result = run_cli(
+        "actstudy.train", [*base, *args], cwd=tmp_path, uri=uri, ACTSTUDY_DATA=str(tmp_path / "d")
+    )
+    assert (result.returncode, result.stderr.strip()) == (2, f"actstudy: error: {expected}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"] or not list(tmp_path.iterdir())
+    assert not list(tmp_path.glob("outputs/*/checkpoints")) and not (tmp_path / "d").exists()
+
+
+def test_cli_refuses_a_store_that_is_not_a_database_and_leaves_it_alone(tmp_path: Path):
+    db = tmp_path / "mlflow.db"
+    db.write_text("these are my notes\n" * 183)
+    result = run_cli("actstudy.train", ["data=shapes"], cwd=tmp_path, uri=f"sqlite:///{db}")
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"actstudy: error: {db} is not an SQLite database; point tracking.uri at another file or move "
+        "this one away"
+    )  # fmt: skip
+    assert db.read_text() == "these are my notes\n" * 183
+
+
+def test_a_sweep_with_one_bad_seed_trains_nothing(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["-m", "seed=0,-1", "data=shapes", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = run_cli("actstudy.train", args, cwd=tmp_path, uri=uri)
+    assert result.returncode == 2
+    assert "seed=-1: must be in [0, 4294967295]" in result.stderr and "nothing was run" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
+from tests.conftest import fault_env, run_cli
 
 pytestmark = pytest.mark.ddp
 
@@ -29,24 +29,7 @@ JOB = [
 ]  # fmt: skip
 DDP = ["trainer.devices=2"]
 KEYS = ("train/loss", "val/acc", "test/acc", "grad/weight_l2/l01", "grad/first_to_last")
-TIMEOUT_S = 90  # a job whose rank failed ends within trainer.ddp_timeout_s (60) plus teardown
-
-# Imported at start-up by every Python process that has it on PYTHONPATH: rank 1 of the job whose
-# optimizer.lr is 0.05 raises at step FAULT_STEP (a fault in user code on one rank only).
-FAULT = """
-import os
-if os.environ.get("RANK") == "1" and "FAULT_STEP" in os.environ:
-    from actstudy import module
-
-    original = module.ClassifierModule.training_step
-
-    def training_step(self, batch, idx):
-        if self.optimizer_cfg.lr == 0.05 and self.global_step == int(os.environ["FAULT_STEP"]):
-            raise RuntimeError("injected fault on rank 1")
-        return original(self, batch, idx)
-
-    module.ClassifierModule.training_step = training_step
-"""
+TIMEOUT_S = 90  # a job whose rank failed ends long before trainer.ddp_timeout_s (120): sockets close
 
 
 def _store(cwd: Path) -> str:
@@ -121,9 +104,6 @@ def test_two_processes_make_one_run_with_the_history_of_one_process(reference):
 
 
 def test_a_fault_on_rank_1_fails_its_run_with_the_error_and_the_sweep_goes_on(tmp_path: Path):
-    (tmp_path / "inject").mkdir()
-    (tmp_path / "inject" / "sitecustomize.py").write_text(FAULT)
-    pythonpath = os.pathsep.join([str(tmp_path / "inject"), os.environ.get("PYTHONPATH", "")])
     args = [
         "-m",
         "optimizer.lr=0.05,0.1",
@@ -132,10 +112,10 @@ def test_a_fault_on_rank_1_fails_its_run_with_the_error_and_the_sweep_goes_on(tm
         "trainer.max_epochs=1",
         f"hydra.sweep.dir={tmp_path / 's'}",
     ]
+    env = fault_env(tmp_path, rank=1, step=5)
     result = run_cli(
-        "actstudy.train", args, cwd=tmp_path, uri=_store(tmp_path), timeout=300,
-        PYTHONPATH=pythonpath, FAULT_STEP="5", ACTSTUDY_NO_REPORT="1",
-    )  # fmt: skip
+        "actstudy.train", args, cwd=tmp_path, uri=_store(tmp_path), timeout=300, ACTSTUDY_NO_REPORT="1", **env
+    )
     assert result.returncode == 1, result.stderr[-4000:]
     assert "failed job" in result.stderr and "injected fault on rank 1" in result.stderr
     by_lr = {r.data.params["optimizer.lr"]: r for r in _job_runs(_store(tmp_path))}
@@ -151,6 +131,26 @@ def test_a_fault_on_rank_1_fails_its_run_with_the_error_and_the_sweep_goes_on(tm
     )
     assert (ok.info.status, ok.data.tags["actstudy.outcome"]) == ("FINISHED", "completed")
     assert _processes_of(str(tmp_path)) == []  # every rank of both jobs has exited
+
+
+@pytest.mark.parametrize(
+    ("rank", "step", "error"),
+    [
+        (0, 5, "RuntimeError: injected fault on rank 0"),  # rank 1 then sees only a broken collective
+        (1, "data", "rank 1: RuntimeError: injected fault on rank 1"),  # before it joins the process group
+    ],
+    ids=["rank-0-in-training", "rank-1-before-joining"],
+)
+def test_a_fault_ends_the_run_failed_with_the_failing_ranks_own_error(tmp_path: Path, rank, step, error):
+    args = [*JOB, *DDP, "optimizer.lr=0.05", "trainer.max_epochs=1", "trainer.ddp_timeout_s=15"]
+    env = fault_env(tmp_path, rank=rank, step=step)
+    result = run_cli("actstudy.train", args, cwd=tmp_path, uri=_store(tmp_path), timeout=TIMEOUT_S, **env)
+    assert result.returncode == 1, result.stderr[-4000:]
+    assert result.stderr.strip().splitlines()[-1].endswith(f"failed: {error}")
+    (run,) = _job_runs(_store(tmp_path))
+    assert (run.info.status, run.data.tags["actstudy.outcome"]) == ("FAILED", "failed")
+    assert run.data.tags["actstudy.error"] == error
+    assert _processes_of(str(tmp_path)) == []
 
 
 def _start(cwd: Path) -> subprocess.Popen:

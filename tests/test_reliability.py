@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, fault_env, run_cli
 
 # Long enough (5 epochs x 32 steps) to be killed mid-training after its first checkpoint.
 SLOW = [
@@ -136,6 +136,34 @@ def test_ctrl_c_saves_a_checkpoint_ends_the_run_killed_and_resumes_exactly(tmp_p
     assert_same_history(client, state["run_id"], reference["a"])
 
 
+def test_ctrl_c_stops_a_run_whose_epochs_are_one_batch_long(tmp_path: Path):
+    """The stop waits for the end of an epoch's last batch; with one-batch epochs that is every batch."""
+    import os
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [*TINY, "data.train_size=16", "trainer.max_epochs=100000", "monitor.enabled=false"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actstudy.train", *args], cwd=tmp_path, env=env, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not list((tmp_path / "outputs").glob("*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.time() < deadline, (
+            proc.stderr.read() if proc.poll() else "no ckpt"
+        )
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-3000:]
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("actstudy").experiment_id])
+    assert (run.info.status, run.data.tags["actstudy.outcome"]) == ("KILLED", "interrupted")
+    val_steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")]
+    train_steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+    assert len(val_steps) == len(set(val_steps)) and max(train_steps) < 100000  # stopped, each epoch whole
+
+
 def test_a_diverging_job_ends_diverged_and_the_sweep_goes_on(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["-m", "optimizer.lr=0.1,1e9,0.05", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
@@ -158,16 +186,18 @@ def test_a_diverging_job_ends_diverged_and_the_sweep_goes_on(tmp_path: Path):
 
 def test_a_failing_job_is_failed_the_rest_run_and_the_sweep_exits_non_zero(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["-m", "trainer.precision=bogus,32-true", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    result = run_cli("actstudy.train", args, cwd=tmp_path, uri=uri, ACTSTUDY_NO_REPORT="1")
+    args = ["-m", "optimizer.lr=0.05,0.1", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    env = fault_env(tmp_path, rank=0, step=1)
+    result = run_cli("actstudy.train", args, cwd=tmp_path, uri=uri, ACTSTUDY_NO_REPORT="1", **env)
     assert result.returncode == 1
-    assert "failed job" in result.stderr and "trainer.precision=bogus" in result.stderr
+    assert "failed job" in result.stderr and "optimizer.lr=0.05" in result.stderr
+    assert "injected fault on rank 0" in result.stderr
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("actstudy").experiment_id])
-    by_precision = {r.data.params.get("trainer.precision"): r for r in runs}
-    failed, ok = by_precision["bogus"], by_precision["32-true"]
+    by_lr = {r.data.params.get("optimizer.lr"): r for r in runs}
+    failed, ok = by_lr["0.05"], by_lr["0.1"]
     assert failed.info.status == "FAILED" and failed.data.tags["actstudy.outcome"] == "failed"
-    assert "bogus" in failed.data.tags["actstudy.error"]
+    assert failed.data.tags["actstudy.error"] == "RuntimeError: injected fault on rank 0"
     assert ok.info.status == "FINISHED" and "test/acc" in ok.data.metrics
     parent = next(r for r in runs if r.data.tags.get("actstudy.kind") == "sweep")
     assert parent.info.status == "FAILED"

@@ -38,7 +38,9 @@ class GracefulStop(L.Callback):
     steps (the steps where train metrics are synchronised anyway); then every rank calls Lightning's own
     SIGTERM handler at the same point, and Lightning stops them all at the end of that batch, the path
     whose resume continues exactly where the run stopped. A stop that falls on an epoch's last batch
-    waits for the next batch, so the epoch's validation always runs whole. A second Ctrl-C exits at once.
+    waits for the end of the epoch, so the epoch's validation always runs whole. A second Ctrl-C exits
+    at once. During the test that follows training a signal is only noted: the test (seconds) finishes
+    and the run completes, rather than the ranks stopping at different points of a collective.
     """
 
     def __init__(self, checkpoint_path: Path, agree_every_n_steps: int):
@@ -47,11 +49,21 @@ class GracefulStop(L.Callback):
         self.requested = False  # a signal arrived (after training: on any rank)
         self.interrupted = False  # training stopped because of it, with last.ckpt saved
         self._agreed = False
+        self._stopping = False
         self._lightning_sigterm: Any = None
         self._previous: dict[int, Any] = {}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._lightning_sigterm = signal.getsignal(signal.SIGTERM)  # registered by Lightning for this fit
+        self._install()
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._install()
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def _install(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._on_signal)
@@ -74,8 +86,19 @@ class GracefulStop(L.Callback):
                 self._agreed = self.requested
             elif (trainer.global_step - 1) % self.agree_every_n_steps == 0:
                 self._agreed = any_rank(self.requested, pl_module.device)
-        if self._agreed and idx + 1 < trainer.num_training_batches and callable(self._lightning_sigterm):
-            self._lightning_sigterm(signal.SIGTERM, None)  # Lightning stops after this batch, on every rank
+        if self._agreed and idx + 1 < trainer.num_training_batches:
+            self._stop_after_this_batch()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.world_size == 1:
+            self._agreed = self.requested
+        if self._agreed:  # after the epoch's validation; Lightning stops once the epoch is complete
+            self._stop_after_this_batch()
+
+    def _stop_after_this_batch(self) -> None:
+        if not self._stopping and callable(self._lightning_sigterm):
+            self._stopping = True
+            self._lightning_sigterm(signal.SIGTERM, None)  # Lightning's handler: every rank calls it here
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore()

@@ -26,6 +26,12 @@ RESUME_MODES = ("auto", "true", "false")
 PROGRESS_MODES = ("auto", "bar", "log", "none")
 DETERMINISTIC_MODES = ("auto", "true", "false")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")  # Lightning's names
+# Official training-set sizes (the readers serve exactly these); a validation split is carved from them.
+TRAIN_SET_SIZE = {"cifar10": 50_000, "mnist": 60_000}
+MAX_GENERATED = 200_000  # shapes images generated at most (about 600 MB as uint8, several GB while drawn)
+MAX_DEPTH = 100  # plain nets this deep do not train at all, and building deeper ones takes minutes
+SEED_RANGE = (0, 2**32 - 1)  # what NumPy and Lightning's seed_everything accept (it re-draws others)
 # DDP only: the monitor reads each layer's whole gradient, which FSDP and DeepSpeed shard across ranks.
 STRATEGIES = ("auto", "ddp")
 
@@ -72,6 +78,36 @@ class DataConfig:
             value = getattr(self, key)
             if value is not None:
                 _at_least(f"data.{key}", value, 1)
+        if self.root is not None and Path(self.root).exists() and not Path(self.root).is_dir():
+            raise ConfigError(
+                f"data.root={self.root}: is a file; give the folder that holds (or will hold) the data"
+            )
+        available = TRAIN_SET_SIZE.get(self.name)
+        if available is None:  # generated: train_size + val_size images are drawn
+            generated = (self.train_size or 0) + self.val_size
+            if generated > MAX_GENERATED:
+                raise ConfigError(
+                    f"data.train_size + data.val_size = {generated}: generating more than {MAX_GENERATED} "
+                    "shapes images needs several GB; use smaller sizes"
+                )
+            remaining = self.train_size
+        else:
+            if self.val_size >= available:
+                raise ConfigError(
+                    f"data.val_size={self.val_size}: {self.name} has {available} training images and the "
+                    "validation split is carved from them; use a smaller data.val_size"
+                )
+            remaining = available - self.val_size
+            if self.train_size is not None and self.train_size > remaining:
+                raise ConfigError(
+                    f"data.train_size={self.train_size}: only {remaining} {self.name} training images remain "
+                    f"after data.val_size={self.val_size}; use at most {remaining}"
+                )
+        if remaining is not None and remaining < self.batch_size:
+            raise ConfigError(
+                f"data.train_size={remaining}: smaller than one batch (data.batch_size={self.batch_size}), "
+                "so nothing would be trained; use more images or a smaller batch"
+            )
 
 
 @dataclass(frozen=True)
@@ -109,7 +145,10 @@ class OptimizerConfig:
         _choice("optimizer", self.name, OPTIMIZERS)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"optimizer.lr={self.lr}: must be a positive number (e.g. optimizer.lr=0.1)")
-        _at_least("optimizer.momentum", self.momentum, 0.0)
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(
+                f"optimizer.momentum={self.momentum}: must be in [0, 1) (0.9 is usual; 0: plain SGD)"
+            )
         _at_least("optimizer.weight_decay", self.weight_decay, 0.0)
 
 
@@ -120,7 +159,7 @@ class TrainerConfig:
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
-    ddp_timeout_s: float = 60.0
+    ddp_timeout_s: float = 120.0
     precision: str = "32-true"
     limit_train_batches: int | float = 1.0
     limit_val_batches: int | float = 1.0
@@ -142,9 +181,13 @@ class TrainerConfig:
         _at_least("trainer.log_every_n_steps", self.log_every_n_steps, 1)
         _choice("trainer.deterministic", self.deterministic, DETERMINISTIC_MODES)
         _choice("trainer.progress", self.progress, PROGRESS_MODES)
+        _choice("trainer.precision", self.precision, PRECISIONS)
         for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"trainer.{key}={getattr(self, key)}: must be > 0 (a fraction or a count)")
+            value = getattr(self, key)
+            if value <= 0 or (isinstance(value, float) and value > 1):
+                raise ConfigError(
+                    f"trainer.{key}={value}: must be a fraction in (0, 1] or a whole number of batches >= 1"
+                )
         if self.checkpoint_every_n_steps is not None:
             _at_least("trainer.checkpoint_every_n_steps", self.checkpoint_every_n_steps, 1)
 
@@ -154,6 +197,10 @@ class TrackingConfig:
     uri: str | None = None
     experiment: str = "actstudy"
     log_checkpoint: bool = False
+
+    def check(self) -> None:
+        if not self.experiment.strip():
+            raise ConfigError("tracking.experiment='': must be a name (e.g. tracking.experiment=actstudy)")
 
 
 @dataclass(frozen=True)
@@ -181,6 +228,13 @@ class RunConfig:
 
     def check(self) -> None:
         _at_least("depth", self.depth, 1)
+        if self.depth > MAX_DEPTH:
+            raise ConfigError(
+                f"depth={self.depth}: must be <= {MAX_DEPTH} (plain nets this deep do not train at all, "
+                "and building them takes minutes)"
+            )
+        if not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
+            raise ConfigError(f"seed={self.seed}: must be in [{SEED_RANGE[0]}, {SEED_RANGE[1]}]")
         _choice("resume", self.resume, RESUME_MODES)
         processes = self.trainer.devices * self.trainer.num_nodes
         if self.data.batch_size % processes:

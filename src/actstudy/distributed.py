@@ -35,6 +35,7 @@ log = logging.getLogger("actstudy")
 RENDEZVOUS_ENV = "ACTSTUDY_RENDEZVOUS"  # host:port of rank 0's store, set for the ranks rank 0 starts
 CONFIG_ENV = "ACTSTUDY_WORKER_CONFIG"  # the resolved config (JSON) of the job, for those ranks
 PLAN_KEY = "actstudy/plan"
+SEEN_KEY = "actstudy/plan-seen"  # how many other ranks have read the plan
 ERROR_KEY = "actstudy/error/"
 PLAN_TIMEOUT_S = 600  # how long other ranks wait for rank 0 to check data and open the run
 
@@ -111,7 +112,7 @@ def check_devices(cfg: RunConfig, world: World) -> None:
     import torch
 
     t = cfg.trainer
-    if t.accelerator in ("gpu", "cuda"):
+    if t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and torch.cuda.is_available()):
         found = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if found == 0:
             raise ConfigError(
@@ -122,7 +123,7 @@ def check_devices(cfg: RunConfig, world: World) -> None:
             raise ConfigError(
                 f"trainer.devices={t.devices}: only {found} GPU(s) visible; use at most {found}"
             )
-    elif world.started_by != "slurm" and (t.accelerator == "cpu" or not torch.cuda.is_available()):
+    elif world.started_by != "slurm":
         cores = cpus_available()
         if t.devices > cores:
             raise ConfigError(
@@ -131,16 +132,33 @@ def check_devices(cfg: RunConfig, world: World) -> None:
             )
 
 
-def share_threads(world: World) -> None:
-    """Give each process of a multi-process job its share of the node's cores (unless OMP_NUM_THREADS is set).
+def share_threads(world: World) -> int:
+    """Give each process of a multi-process job its share of the node's cores; return the previous count.
 
     Without it every process starts one thread per core, and 2 processes on 2 cores run several times
-    slower than 1.
+    slower than 1. OMP_NUM_THREADS, when set, is left to decide.
     """
-    if world.local_size > 1 and "OMP_NUM_THREADS" not in os.environ:
-        import torch
+    import torch
 
+    previous = torch.get_num_threads()
+    if world.local_size > 1 and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, cpus_available() // world.local_size))
+    return previous
+
+
+def restore_threads(count: int) -> None:
+    """Set torch's thread count back (the next job of a local sweep runs in the same process)."""
+    import torch
+
+    torch.set_num_threads(count)
+
+
+def is_collective_error(exc: BaseException) -> bool:
+    """Return True for an error that only says a collective broke: another rank went away or stalled."""
+    import torch.distributed as dist
+
+    markers = ("Connection closed by peer", "Connection reset by peer", "/gloo/", "NCCL", "ProcessGroup")
+    return isinstance(exc, dist.DistError) or any(marker in str(exc) for marker in markers)
 
 
 @dataclass
@@ -194,27 +212,48 @@ class Rendezvous:
         )  # fmt: skip
 
     def publish(self, plan: dict[str, Any]) -> None:
-        """Rank 0: tell the other ranks what to do (train, resume from a checkpoint, or stop: `abort`)."""
+        """Rank 0: tell the other ranks what to do (train, resume from a checkpoint)."""
         self.store.set(PLAN_KEY, json.dumps(plan))
+
+    def abort(self, reason: str, wait_s: float = 60.0) -> None:
+        """Rank 0: tell the other ranks to stop without training; wait (up to `wait_s`) until they read it.
+
+        Rank 0 hosts the store, so it must outlive their reading it: a rank that cannot reach the store
+        keeps retrying for PLAN_TIMEOUT_S.
+        """
+        self.publish({"abort": reason})
+        deadline = time.monotonic() + wait_s
+        while self.store.add(SEEN_KEY, 0) < self.world.size - 1 and time.monotonic() < deadline:
+            if self.workers and all(proc.poll() is not None for proc in self.workers):
+                break
+            time.sleep(0.1)
 
     def wait_for_plan(self) -> dict[str, Any]:
         """Other ranks: return rank 0's plan, waiting for it (an error if rank 0 went away first)."""
         self.store.wait([PLAN_KEY])
-        return json.loads(self.store.get(PLAN_KEY))
+        plan = json.loads(self.store.get(PLAN_KEY))
+        self.store.add(SEEN_KEY, 1)
+        return plan
 
-    def report_error(self, message: str) -> None:
-        """Other ranks: leave the error that stops this rank for rank 0 to record (best effort)."""
+    def report_error(self, exc: BaseException) -> None:
+        """Other ranks: leave the error that stops this rank for rank 0 to record (best effort).
+
+        A broken collective is only a consequence of another rank's failure, so it is marked as such.
+        """
+        report = {"error": f"{type(exc).__name__}: {exc}"[:2000], "collective": is_collective_error(exc)}
         with contextlib.suppress(Exception):  # rank 0 is gone: nobody to tell
-            self.store.set(f"{ERROR_KEY}{self.world.rank}", message[:2000])
+            self.store.set(f"{ERROR_KEY}{self.world.rank}", json.dumps(report))
 
     def rank_errors(self) -> list[str]:
-        """Rank 0: return 'rank N: error' for every rank that reported one."""
+        """Rank 0: return 'rank N: error' for every rank that reported an error of its own."""
         errors = []
         for rank in range(1, self.world.size):
             key = f"{ERROR_KEY}{rank}"
             try:
                 if self.store.check([key]):
-                    errors.append(f"rank {rank}: {self.store.get(key).decode()}")
+                    report = json.loads(self.store.get(key))
+                    if not report["collective"]:
+                        errors.append(f"rank {rank}: {report['error']}")
             except Exception:
                 break
         return errors
@@ -253,6 +292,12 @@ class Rendezvous:
             if code is not None and code < 0:
                 return f"rank {rank} was killed by signal {-code}"
         return None
+
+
+def abort_other_ranks(world: World, reason: str) -> None:
+    """Rank 0 of a SLURM-started job that stops before training: let the other tasks stop too, at once."""
+    if world.size > 1 and world.is_zero and world.started_by == "slurm":
+        Rendezvous.open(world).abort(reason)
 
 
 def plan_for(resume_from: Path | None, checkpoint_dir: Path, config_digest: str) -> dict[str, Any]:

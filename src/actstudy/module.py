@@ -65,7 +65,8 @@ class ClassifierModule(L.LightningModule):
 
     def _note_divergence(self, loss: Tensor) -> None:
         if self._first_bad is None:
-            self._first_bad = torch.full((), -1.0, device=loss.device)
+            # float32 whatever the precision: bf16 cannot hold step 1001, fp16 no step above 65504
+            self._first_bad = torch.full((), -1.0, device=loss.device, dtype=torch.float32)
         bad = ~torch.isfinite(loss) & (self._first_bad < 0)
         self._first_bad = torch.where(
             bad, torch.full_like(self._first_bad, self.global_step), self._first_bad
@@ -93,7 +94,7 @@ class ClassifierModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         if self._first_bad is not None and self.diverged_step is None:  # a NaN after the last logging step
-            nan = torch.full((), math.nan, device=self._first_bad.device)
+            nan = torch.full((), math.nan, device=self._first_bad.device, dtype=torch.float32)
             self._read_train_metrics(nan, nan, to_loggers=False)
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:

@@ -8,11 +8,11 @@ state) is checked before a run is created, so a bad command never leaves a run b
 from __future__ import annotations
 
 import logging
-import math
+from pathlib import Path
 
 from actstudy import distributed, outcomes, tracking, training
 from actstudy.config import JobSpec
-from actstudy.data import load_splits
+from actstudy.data import ImageSplits, load_splits
 from actstudy.distributed import Rendezvous, World
 from actstudy.errors import JobFailed, RunInterrupted
 from actstudy.job import TrackedJob
@@ -26,11 +26,14 @@ def run_job(spec: JobSpec, world: World) -> float:
 
     The caller has validated the config and checked that the tracking store is reachable. Raises
     ConfigError / DatasetUnavailable before any run exists, RunInterrupted after Ctrl-C or SIGTERM (run
-    KILLED, resumable), and JobFailed when training raised (run FAILED, with the failing rank's error).
+    KILLED, resumable), and JobFailed when training failed (run FAILED, with the cause: rank 0's own
+    error, or the failing rank's when rank 0 only saw a broken collective).
     """
     cfg = spec.cfg
-    distributed.share_threads(world)
+    if logging.getLogger().hasHandlers():  # Hydra's handlers print Lightning's messages: no duplicate
+        logging.getLogger("lightning").handlers.clear()
     rendezvous = Rendezvous.open(world) if world.size > 1 else None
+    threads = distributed.share_threads(world)
     try:
         if rendezvous is not None and world.started_by == "rank0":
             rendezvous.start_local_ranks(spec.resolved)  # they import torch while rank 0 checks the data
@@ -40,44 +43,74 @@ def run_job(spec: JobSpec, world: World) -> float:
             resume_from = job.start()
         except BaseException as exc:
             if rendezvous is not None:
-                rendezvous.publish({"abort": f"{type(exc).__name__}: {exc}"})
+                rendezvous.abort(f"{type(exc).__name__}: {exc}")
             raise
+        result = _train_and_record(spec, world, job, splits, resume_from, rendezvous)
+    finally:
+        if rendezvous is not None:
+            rendezvous.close()
+        distributed.restore_threads(threads)
+    if result.outcome == outcomes.INTERRUPTED:
+        raise RunInterrupted(f"run {spec.run_name} interrupted; {RESUME_HINT}")
+    return result.val_acc
+
+
+def _train_and_record(
+    spec: JobSpec,
+    world: World,
+    job: TrackedJob,
+    splits: ImageSplits,
+    resume_from: Path | None,
+    rendezvous: Rendezvous | None,
+) -> training.TrainingResult:
+    """Tell the other ranks the plan, train, and end the run with the result (truthfully on any error)."""
+    cfg = spec.cfg
+    try:
         if rendezvous is not None:
             digest = distributed.config_digest(spec.resolved)
             rendezvous.publish(distributed.plan_for(resume_from, job.checkpoint_dir, digest))
             world.join(rendezvous, cfg.trainer.accelerator, cfg.trainer.ddp_timeout_s)
-        try:
-            result = training.train(cfg, splits, job.checkpoint_dir, resume_from, job.logger, world)
-        except BaseException as exc:
-            outcome, error, status = _classify(exc, rendezvous)
-            job.fail(outcome, error, status)
-            if outcome == outcomes.INTERRUPTED:
-                raise RunInterrupted(
-                    f"run {spec.run_name} interrupted ({error or 'signal'}); {RESUME_HINT}"
-                ) from exc
-            raise JobFailed(error) from exc
+        result = training.train(cfg, splits, job.checkpoint_dir, resume_from, job.logger, world)
         job.finish(result)
-    finally:
-        if rendezvous is not None:
-            rendezvous.close()
-    if result.outcome == outcomes.INTERRUPTED:
-        raise RunInterrupted(f"run {spec.run_name} interrupted; {RESUME_HINT}")
-    return result.val_acc if result.val_acc is not None else math.nan
+        return result
+    except BaseException as exc:
+        interrupted = isinstance(exc, INTERRUPTIONS)
+        outcome, error, status = (
+            (outcomes.INTERRUPTED, None, None) if interrupted else (outcomes.FAILED, _text(exc), None)
+        )
+        try:  # waits for the other ranks' reports: a second signal must still leave a truthful run
+            outcome, error, status = _classify(exc, rendezvous)
+        finally:
+            job.fail(outcome, error, status)
+        if outcome == outcomes.INTERRUPTED:
+            raise RunInterrupted(
+                f"run {spec.run_name} interrupted ({error or 'signal'}); {RESUME_HINT}"
+            ) from exc
+        raise JobFailed(error) from exc
+
+
+INTERRUPTIONS = (KeyboardInterrupt, SystemExit, RunInterrupted)
+
+
+def _text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _classify(exc: BaseException, rendezvous: Rendezvous | None) -> tuple[str, str | None, str | None]:
     """Return (outcome, error, MLflow status or None for the outcome's own) of a job that raised `exc`.
 
-    In a multi-process job the error seen on rank 0 is often only a broken collective; the other ranks'
-    own errors (reported through the rendezvous) or exit signals say what really happened.
+    Rank 0's own error is the cause unless it only says a collective broke; then the other ranks' own
+    errors (reported through the rendezvous) or their exit signals say what happened.
     """
-    if isinstance(exc, (KeyboardInterrupt, SystemExit, RunInterrupted)):
+    if isinstance(exc, INTERRUPTIONS):
         return outcomes.INTERRUPTED, None, None
-    own = f"{type(exc).__name__}: {exc}"
+    own = _text(exc)
     if rendezvous is None:
         return outcomes.FAILED, own, None
     codes = rendezvous.close()  # wait for the other ranks: their errors and exit codes are the cause
     reported = rendezvous.rank_errors()
+    if not distributed.is_collective_error(exc):
+        return outcomes.FAILED, "; ".join([f"rank 0: {own}", *reported]) if reported else own, None
     if reported:
         return outcomes.FAILED, "; ".join(reported), None
     killed = rendezvous.describe_exit(codes)

@@ -39,8 +39,19 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
+# Stores MLflow 3 opens (its file store is refused): databases through SQLAlchemy, or a tracking server.
+STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Raise `TrackingUnavailable` unless the store at `uri` answers (HTTP) or can be created (SQLite)."""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0] if "://" in uri else uri  # "databricks" has no ://
+    if scheme not in STORE_SCHEMES:
+        raise TrackingUnavailable(
+            f"tracking URI {uri!r} is not an MLflow store; use sqlite:///path/mlflow.db, "
+            "http://host:5000 (a tracking server) or postgresql://... (tracking.uri or MLFLOW_TRACKING_URI)"
+        )
     if uri.startswith(("http://", "https://")):
         url = uri.rstrip("/") + "/health"
         try:
@@ -62,6 +73,10 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             raise TrackingUnavailable(f"cannot create the MLflow store folder {db.parent}: {exc}") from exc
         if db.exists() and not os.access(db, os.W_OK):
             raise TrackingUnavailable(f"the MLflow store {db} is not writable")
+        if db.is_file() and db.stat().st_size and db.read_bytes()[: len(SQLITE_HEADER)] != SQLITE_HEADER:
+            raise TrackingUnavailable(
+                f"{db} is not an SQLite database; point tracking.uri at another file or move this one away"
+            )
 
 
 def retry(fn: Callable[[], T], attempts: int = 12, first_wait_s: float = 0.05) -> T:

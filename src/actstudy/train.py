@@ -73,6 +73,7 @@ def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     output_dir = Path(hc.runtime.output_dir)
+    world = None
     try:
         spec = job_spec(cfg)
         world = distributed.world_of(spec.cfg)
@@ -90,6 +91,8 @@ def main(cfg: DictConfig) -> float:
         return run_job(spec, world)
     except USER_ERRORS as exc:
         print(f"actstudy: error: {exc}", file=sys.stderr)
+        if world is not None:  # SLURM's other tasks of this job wait for rank 0: tell them to stop
+            distributed.abort_other_ranks(world, str(exc))
         _record_failure(output_dir, str(exc))
         if multirun:
             return math.nan

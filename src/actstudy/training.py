@@ -132,7 +132,8 @@ def train(
 ) -> TrainingResult:
     """Fit (from `resume_from` if given) and test one model; return how it ended.
 
-    Ctrl-C or SIGTERM stop every rank at the same step with `last.ckpt` saved: outcome `interrupted`.
+    Ctrl-C or SIGTERM during fit stop every rank after the same batch with `last.ckpt` saved: outcome
+    `interrupted`; during the test they are noted and the test finishes.
     A non-finite loss stops training without a test: outcome `diverged`. Errors propagate.
     """
     L.seed_everything(cfg.seed, workers=False, verbose=False)

@@ -44,7 +44,7 @@ def run_worker(cfg: RunConfig, resolved: dict[str, Any], world: World) -> int:
         return 130
     except BaseException as exc:
         log.exception("rank %d failed", world.rank)
-        rendezvous.report_error(f"{type(exc).__name__}: {exc}")
+        rendezvous.report_error(exc)
         return 1
     finally:
         import torch.distributed as dist

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from actstudy.config import DataConfig
+from actstudy.config import ConfigError, DataConfig
 from actstudy.data.raw import RawSplits
 from actstudy.data.tensor_loader import TensorLoader
 from actstudy.paths import default_data_root
@@ -54,8 +54,19 @@ def read_raw(data: DataConfig) -> RawSplits:
 
 
 def split(raw: RawSplits, data: DataConfig) -> ImageSplits:
-    """Return the splits: validation carved from train with `data.generator_seed`, sizes as configured."""
-    order = torch.randperm(len(raw.train_y), generator=torch.Generator().manual_seed(data.generator_seed))
+    """Return the splits: validation carved from train with `data.generator_seed`, sizes as configured.
+
+    Raises ConfigError when the files hold too few training images for the configured split (the config
+    check knows only the official sizes).
+    """
+    available = len(raw.train_y)
+    remaining = available - data.val_size
+    if remaining < max(data.batch_size, 1) or (data.train_size is not None and data.train_size > remaining):
+        raise ConfigError(
+            f"data.val_size={data.val_size}: the {data.name} files hold {available} training images, which "
+            f"leaves {remaining} for training; use a smaller data.val_size (or data.train_size)"
+        )
+    order = torch.randperm(available, generator=torch.Generator().manual_seed(data.generator_seed))
     val_idx, train_idx = order[: data.val_size], order[data.val_size :]
     if data.train_size is not None:
         train_idx = train_idx[: data.train_size]
