@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.loggers.logger import Logger
+from omegaconf import OmegaConf
 from torch import Tensor
 
 import actstudy.train  # noqa: F401  (registers the config resolver)
@@ -48,6 +49,12 @@ class FixedBatches:
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+def config_dict(*overrides: str) -> dict:
+    """Return the resolved config composed from conf/ with `overrides`, as plain data."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
 
 
 def config(*overrides: str) -> RunConfig:

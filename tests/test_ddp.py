@@ -163,7 +163,7 @@ def _start(cwd: Path) -> subprocess.Popen:
 
 def _wait_for_checkpoint(proc: subprocess.Popen, cwd: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
-    while not list((cwd / "outputs").glob("*/checkpoints/last.ckpt")):
+    while not list((cwd / "outputs").glob("*/checkpoints/*/last.ckpt")):
         assert proc.poll() is None, proc.stderr.read()[-4000:]
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.05)

@@ -27,7 +27,7 @@ KEYS = ("train/loss", "val/acc", "val/loss", "test/acc", "grad/weight_l2/l01", "
 
 def job_dir(cwd: Path) -> Path:
     """Return the output folder of the SLOW job run from `cwd`."""
-    return next((cwd / "outputs").glob(f"{NAME}_*"))
+    return next((cwd / "outputs").glob(f"{NAME}-*"))
 
 
 def start(cwd: Path, uri: str) -> subprocess.Popen:
@@ -43,7 +43,7 @@ def start(cwd: Path, uri: str) -> subprocess.Popen:
 def wait_for_checkpoint(proc: subprocess.Popen, cwd: Path, timeout: float = 300) -> Path:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        ckpts = list((cwd / "outputs").glob(f"{NAME}_*/checkpoints/last.ckpt"))
+        ckpts = list((cwd / "outputs").glob(f"{NAME}-*/checkpoints/*/last.ckpt"))
         if ckpts:
             return ckpts[0]
         assert proc.poll() is None, proc.stderr.read()
@@ -99,6 +99,7 @@ def test_kill_9_then_rerun_continues_the_same_run_without_duplicates(tmp_path: P
     assert json.loads((job_dir(tmp_path) / "actstudy_run.json").read_text())["run_id"] == state["run_id"]
     run = client.get_run(state["run_id"])
     assert (run.info.status, run.data.tags["actstudy.outcome"]) == ("FINISHED", "completed")
+    assert "actstudy.error" not in run.data.tags  # the repair's "its process died" went with the resume
     assert len(client.search_runs([run.info.experiment_id])) == 1  # no second run was created
     assert_same_history(client, state["run_id"], reference["a"])
 
@@ -114,13 +115,16 @@ def assert_same_history(client: MlflowClient, run_id: str, want: dict) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_a_checkpoint_ends_the_run_killed_and_resumes_exactly(tmp_path: Path, reference):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_saves_a_checkpoint_ends_the_run_killed_and_resumes_exactly(
+    tmp_path: Path, reference, signum
+):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = start(tmp_path, uri)
     checkpoint = wait_for_checkpoint(proc, tmp_path)
     first_checkpoint_time = checkpoint.stat().st_mtime
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-3000:]
     assert "interrupted" in stderr and "resume" in stderr
@@ -148,7 +152,7 @@ def test_ctrl_c_stops_a_run_whose_epochs_are_one_batch_long(tmp_path: Path):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.time() + 120
-    while not list((tmp_path / "outputs").glob("*/checkpoints/last.ckpt")):
+    while not list((tmp_path / "outputs").glob("*/checkpoints/*/last.ckpt")):
         assert proc.poll() is None and time.time() < deadline, (
             proc.stderr.read() if proc.poll() else "no ckpt"
         )
@@ -162,6 +166,56 @@ def test_ctrl_c_stops_a_run_whose_epochs_are_one_batch_long(tmp_path: Path):
     val_steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")]
     train_steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
     assert len(val_steps) == len(set(val_steps)) and max(train_steps) < 100000  # stopped, each epoch whole
+
+
+def _popen(args: list[str], cwd: Path, uri: str) -> subprocess.Popen:
+    import os
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    return subprocess.Popen(
+        [sys.executable, "-m", "actstudy.train", *args], cwd=cwd, env=env, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _wait_for_run(proc: subprocess.Popen, cwd: Path, timeout: float = 120) -> dict:
+    """Return the first job state file that names a run, as soon as it exists."""
+    deadline = time.time() + timeout
+    while True:
+        for path in cwd.rglob("actstudy_run.json"):
+            state = json.loads(path.read_text())
+            if state.get("run_id"):
+                return state
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() else "no run"
+        time.sleep(0.02)
+
+
+def test_sigterm_as_soon_as_the_run_exists_ends_it_interrupted(tmp_path: Path):
+    """The signal comes while the model and trainer are built, before training handles signals itself."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = _popen(TINY, tmp_path, uri)
+    state = _wait_for_run(proc, tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-3000:]
+    run = MlflowClient(uri).get_run(state["run_id"])
+    assert (run.info.status, run.data.tags["actstudy.outcome"]) == ("KILLED", "interrupted")
+
+
+def test_runs_repair_ends_a_dead_sweep_and_its_dead_job(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["-m", "seed=0,1", *TINY, "data.train_size=4096", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    proc = _popen(args, tmp_path, uri)
+    _wait_for_run(proc, tmp_path)
+    proc.kill()
+    proc.wait()
+    repaired = run_cli("actstudy.runs", ["repair", "--tracking-uri", uri], cwd=tmp_path, uri=None)
+    assert repaired.returncode == 0 and "ended 2 run(s)" in repaired.stdout, repaired.stdout + repaired.stderr
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("actstudy").experiment_id])
+    tags = [(r.data.tags["actstudy.kind"], r.info.status, r.data.tags["actstudy.outcome"]) for r in runs]
+    ended = sorted(tags)
+    assert ended == [("job", "FAILED", "interrupted"), ("sweep", "FAILED", "interrupted")]
 
 
 def test_a_diverging_job_ends_diverged_and_the_sweep_goes_on(tmp_path: Path):

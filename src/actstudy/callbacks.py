@@ -7,7 +7,9 @@ import logging
 import math
 import os
 import signal
+import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,16 @@ class FlushMetricsBeforeCheckpoint(L.Callback):
                 flush()
 
 
+class CheckpointMeta(L.Callback):
+    """Save `meta` (the job's fingerprint and config) under `key` in every checkpoint: what made it."""
+
+    def __init__(self, key: str, meta: Mapping[str, Any]):
+        self.key, self.meta = key, dict(meta)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint[self.key] = self.meta
+
+
 class GracefulStop(L.Callback):
     """Ctrl-C or SIGTERM: finish the current batch, stop every rank at the same step, save `last.ckpt`.
 
@@ -43,10 +55,14 @@ class GracefulStop(L.Callback):
     and the run completes, rather than the ranks stopping at different points of a collective.
     """
 
-    def __init__(self, checkpoint_path: Path, agree_every_n_steps: int):
+    def __init__(
+        self, checkpoint_path: Path, agree_every_n_steps: int, requested: threading.Event | None = None
+    ):
         self.checkpoint_path = checkpoint_path
         self.agree_every_n_steps = agree_every_n_steps
-        self.requested = False  # a signal arrived (after training: on any rank)
+        # Set by a signal (after training: on any rank); the caller may pass one already set by a signal
+        # that came while the run was being set up, then training stops after its first batch.
+        self.stop_requested = requested or threading.Event()
         self.interrupted = False  # training stopped because of it, with last.ckpt saved
         self._agreed = False
         self._stopping = False
@@ -73,7 +89,12 @@ class GracefulStop(L.Callback):
             os._exit(130)
         if not self.requested:
             log.warning("signal %d: stopping at the end of the batch (Ctrl-C again to exit now)", signum)
-        self.requested = True
+        self.stop_requested.set()
+
+    @property
+    def requested(self) -> bool:
+        """Return True once a stop was asked for (after training: on any rank)."""
+        return self.stop_requested.is_set()
 
     def _restore(self) -> None:
         for signum, handler in self._previous.items():
@@ -102,8 +123,8 @@ class GracefulStop(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore()
-        if trainer.world_size > 1:
-            self.requested = any_rank(self.requested, pl_module.device)
+        if trainer.world_size > 1 and any_rank(self.requested, pl_module.device):
+            self.stop_requested.set()
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException

@@ -250,6 +250,7 @@ class JobSpec:
 
     cfg: RunConfig
     resolved: dict[str, Any]  # the resolved config, for params and the config artifact
+    fingerprint: str  # actstudy.identity.job_fingerprint(resolved)
     run_name: str
     output_dir: Path
     overrides: list[str]
@@ -265,10 +266,13 @@ def parse_config(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     return _build(RunConfig, cfg, "")
 
 
-def run_name(activation: str, depth: Any, seed: Any, override_dirname: str = "") -> str:
-    """Return the readable, unique run name `<activation>-d<depth>-s<seed>[_<other overrides>]`."""
+def run_name(activation: str, depth: Any, seed: Any, varying: list[str] = ()) -> str:
+    """Return the run name `<activation>-d<depth>-s<seed>[_<key=value of the other keys the sweep varies>]`.
+
+    Constant overrides stay out of the name (they are params and the sweep's tags), so names stay short.
+    """
     name = f"{activation}-d{depth}-s{seed}"
-    return f"{name}_{override_dirname.replace('/', '_')}" if override_dirname else name
+    return f"{name}_{','.join(varying)}".replace("/", "_") if varying else name
 
 
 def _build(cls: type, node: Any, prefix: str) -> Any:

@@ -9,7 +9,8 @@ multi-process job never construct it.
 from __future__ import annotations
 
 import logging
-import shutil
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -18,75 +19,114 @@ from mlflow.tracking import MlflowClient
 from actstudy import outcomes, tracking
 from actstudy.config import ConfigError, JobSpec
 from actstudy.logger import MlflowRunLogger
-from actstudy.run_state import RunState, current_owner
-from actstudy.training import LAST_CHECKPOINT, TrainingResult
+from actstudy.run_state import FolderLock, RunState, current_owner
+from actstudy.training import CHECKPOINT_KEY, LAST_CHECKPOINT, TrainingResult
 
 log = logging.getLogger("actstudy")
 
 
-def decide_resume(mode: str, state: RunState | None, checkpoint: Path) -> str | None:
-    """Return the MLflow run id to continue, or None to start a new run; raise if `resume=true` can't."""
-    resumable = (
-        state is not None and state.run_id and state.outcome in outcomes.RESUMABLE and checkpoint.exists()
-    )
-    if state is not None and state.owner_alive():
-        raise ConfigError(
-            f"job '{state.run_name}' is already running (pid {state.pid}); wait for it or stop it first"
-        )
-    if mode == "true" and not resumable:
-        raise ConfigError(
-            f"resume=true but there is no unfinished run with a checkpoint in {checkpoint.parent}"
-        )
-    if mode == "false" or not resumable:
-        return None
-    return state.run_id
+@dataclass(frozen=True)
+class Start:
+    """What `TrackedJob.start` decided: train (from `resume_from`, if set), or keep a finished run."""
+
+    resume_from: Path | None = None
+    finished: RunState | None = None  # the job had finished already: nothing to train
+    previous: RunState | None = None  # the job's last run in this store, if it was of the same config
+
+
+def checkpoint_fingerprint(path: Path) -> str | None:
+    """Return the job fingerprint stored in a checkpoint (None for one written without it)."""
+    import torch
+
+    meta = torch.load(path, map_location="cpu", weights_only=False).get(CHECKPOINT_KEY) or {}
+    return meta.get("fingerprint")
 
 
 class TrackedJob:
-    """One job's MLflow run and state file, from `start` (create or continue) to `finish` or `fail`."""
+    """One job's MLflow run and state file: `claim`, `decide`, `open`, then `finish` or `fail`."""
 
     def __init__(self, spec: JobSpec, uri: str, world_size: int = 1):
         self.spec, self.uri, self.world_size = spec, uri, world_size
-        self.checkpoint_dir = spec.output_dir / "checkpoints"
+        self.lock = FolderLock(spec.output_dir)
         self.client: MlflowClient | None = None
         self.run_id = ""
         self.state: RunState | None = None
         self.logger: MlflowRunLogger | None = None
 
+    def claim(self) -> None:
+        """Hold the job's folder for this process until the job ends; ConfigError if another process does."""
+        self.lock.acquire(self.spec.output_dir.name)
+
+    def checkpoints_of(self, run_id: str) -> Path:
+        """Return the checkpoint folder of one run of this job (each run has its own; none is deleted)."""
+        return self.spec.output_dir / "checkpoints" / run_id[:12]
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Return this run's checkpoint folder."""
+        return self.checkpoints_of(self.run_id)
+
     @property
     def last_checkpoint(self) -> Path:
-        """Return where training keeps the job's latest checkpoint."""
+        """Return where training keeps this run's latest checkpoint."""
         return self.checkpoint_dir / LAST_CHECKPOINT
 
-    def start(self) -> Path | None:
-        """Create or continue the job's run and record it; return the checkpoint to resume from, or None.
+    def decide(self) -> Start:
+        """Return what this attempt does: continue the job's unfinished run, keep a finished one, or begin.
 
-        Raises ConfigError (bad resume request, job already running) before any run is created.
+        Only a run of the same config (fingerprint) in the same store continues. Changes nothing; raises
+        ConfigError for a `resume=true` that cannot be honoured.
         """
-        spec, cfg = self.spec, self.spec.cfg
+        spec, mode = self.spec, self.spec.cfg.resume
         previous = RunState.load(spec.output_dir)
-        resume_run_id = decide_resume(cfg.resume, previous, self.last_checkpoint)
-        self.client = client = tracking.open_client(self.uri)
+        same = (
+            previous is not None
+            and previous.run_id is not None
+            and (previous.fingerprint, previous.tracking_uri) == (spec.fingerprint, self.uri)
+            and tracking.run_exists(self._client(), previous.run_id)
+        )
+        if same and mode != "false" and previous.outcome in outcomes.SUCCESSFUL:
+            if mode == "true":
+                raise ConfigError(
+                    f"resume=true but this job's run {previous.run_id} has finished ({previous.outcome}); "
+                    "resume=false trains it again as a new run"
+                )
+            return Start(finished=previous, previous=previous)
+        checkpoint = self.checkpoints_of(previous.run_id) / LAST_CHECKPOINT if same else None
+        resumable = (
+            same
+            and previous.outcome in outcomes.RESUMABLE
+            and checkpoint.exists()
+            and checkpoint_fingerprint(checkpoint) == spec.fingerprint
+        )
+        if mode == "true" and not resumable:
+            raise ConfigError(
+                "resume=true but there is no unfinished run of this config with a checkpoint in "
+                f"{spec.output_dir}"
+            )
+        return Start(
+            resume_from=checkpoint if resumable and mode != "false" else None,
+            previous=previous if same else None,
+        )
+
+    def open(self, start: Start) -> None:
+        """Continue the decided run or create a new one; record it in the state file; make its logger."""
+        spec, cfg, client = self.spec, self.spec.cfg, self._client()
         experiment_id = tracking.experiment_id(client, cfg.tracking.experiment)
         logged: dict[str, int] = {}
-        if resume_run_id is not None:
-            logged = tracking.last_logged_steps(client, resume_run_id)
-            self.run_id = resume_run_id
-            tracking.retry(lambda: client.update_run(resume_run_id, status="RUNNING"))
-            log.info(
-                "resuming run %s from %s (logged through step %d)",
-                resume_run_id,
-                self.last_checkpoint,
-                max(logged.values(), default=-1),
-            )
+        if start.resume_from is not None:
+            self.run_id = start.previous.run_id
+            logged = tracking.last_logged_steps(client, self.run_id)
+            tracking.retry(lambda: client.update_run(self.run_id, status="RUNNING"))
+            tracking.delete_tags(client, self.run_id, [outcomes.OUTCOME, outcomes.ERROR])
+            last = max(logged.values(), default=-1)
+            log.info("resuming run %s from %s (logged through step %d)", self.run_id, start.resume_from, last)
         else:
-            if previous is not None and previous.run_id and previous.outcome is None:
-                tracking.end_run(
-                    client, previous.run_id, outcomes.INTERRUPTED, "the process died; not resumed", "FAILED"
-                )
-            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+            if start.previous is not None and start.previous.outcome is None:  # died; cannot continue
+                why = "the process died; not resumed"
+                tracking.end_run(client, start.previous.run_id, outcomes.INTERRUPTED, why, "FAILED")
             self.run_id = self._create_run(client, experiment_id)
-        self.state = RunState(self.run_id, spec.run_name, self.uri, **current_owner())
+        self.state = RunState(self.run_id, spec.run_name, self.uri, spec.fingerprint, **current_owner())
         owner = {
             outcomes.HOST: self.state.host,
             outcomes.PID: str(self.state.pid),
@@ -102,13 +142,23 @@ class TrackedJob:
             self.uri,
         )
         self.logger = MlflowRunLogger(client, self.run_id, logged)
-        return self.last_checkpoint if resume_run_id is not None else None
+
+    def _client(self) -> MlflowClient:
+        """Open the store on first use (a job without an earlier run opens it after its data is checked)."""
+        if self.client is None:
+            self.client = tracking.open_client(self.uri)
+        return self.client
+
+    def recorded_val_acc(self, run_id: str) -> float:
+        """Return the last val/acc a finished run recorded (NaN if none)."""
+        return self.client.get_run(run_id).data.metrics.get("val/acc", math.nan)
 
     def _create_run(self, client: MlflowClient, experiment_id: str) -> str:
         spec = self.spec
         tags = {
             outcomes.RUN_NAME: spec.run_name,
             outcomes.KIND: outcomes.KIND_JOB,
+            outcomes.FINGERPRINT: spec.fingerprint,
             outcomes.OVERRIDES: " ".join(spec.overrides),
             outcomes.OUTPUT_DIR: str(spec.output_dir.resolve()),
             outcomes.GIT_COMMIT: tracking.git_commit(),
@@ -158,7 +208,10 @@ class TrackedJob:
             self.logger.flush()
 
     def _end(self, outcome: str, error: str | None = None, status: str | None = None) -> None:
-        tracking.end_run(self.client, self.run_id, outcome, error, status)
-        self.state.outcome, self.state.error = outcome, error
-        self.state.save(self.spec.output_dir)
-        log.info("run %s ended: %s", self.spec.run_name, outcome)
+        try:
+            tracking.end_run(self.client, self.run_id, outcome, error, status)
+            self.state.outcome, self.state.error = outcome, error
+            self.state.save(self.spec.output_dir)
+            log.info("run %s ended: %s", self.spec.run_name, outcome)
+        finally:
+            self.lock.release()

@@ -6,11 +6,14 @@ requeued SLURM job, or the end-of-sweep summary can find the run, its checkpoint
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from actstudy.config import ConfigError
 
 STATE_FILE = "actstudy_run.json"
 
@@ -22,6 +25,7 @@ class RunState:
     run_id: str | None
     run_name: str
     tracking_uri: str
+    fingerprint: str = ""  # actstudy.identity.job_fingerprint of the config that made the run
     outcome: str | None = None
     error: str | None = None
     host: str = ""
@@ -65,6 +69,43 @@ def _is_python(pid: int) -> bool:
         return "python" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return True
+
+
+class FolderLock:
+    """An exclusive lock on a job's folder, held by the process that runs the job until the job ends.
+
+    The operating system releases it when the process dies (kill -9 included), so a stale lock cannot
+    block a re-run. On network file systems it is as good as their `flock`.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".actstudy.lock"
+        self._file = None
+
+    def acquire(self, name: str) -> None:
+        """Take the lock, or raise ConfigError naming the process that holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 (held open for the job's life)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(
+                f"job '{name}' is already running ({holder}); wait for it or stop it first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        """Let the lock go (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def current_owner() -> dict[str, object]:

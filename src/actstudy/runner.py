@@ -8,6 +8,11 @@ state) is checked before a run is created, so a bad command never leaves a run b
 from __future__ import annotations
 
 import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from actstudy import distributed, outcomes, tracking, training
@@ -16,6 +21,7 @@ from actstudy.data import ImageSplits, load_splits
 from actstudy.distributed import Rendezvous, World
 from actstudy.errors import JobFailed, RunInterrupted
 from actstudy.job import TrackedJob
+from actstudy.run_state import RunState
 
 log = logging.getLogger("actstudy")
 RESUME_HINT = "re-run the same command to resume"
@@ -32,20 +38,29 @@ def run_job(spec: JobSpec, world: World) -> float:
     cfg = spec.cfg
     if logging.getLogger().hasHandlers():  # Hydra's handlers print Lightning's messages: no duplicate
         logging.getLogger("lightning").handlers.clear()
+    job = TrackedJob(spec, tracking.resolve_uri(cfg.tracking.uri), world.size)
+    job.claim()  # before anything expensive: a second identical command stops here
     rendezvous = Rendezvous.open(world) if world.size > 1 else None
     threads = distributed.share_threads(world)
     try:
         if rendezvous is not None and world.started_by == "rank0":
             rendezvous.start_local_ranks(spec.resolved)  # they import torch while rank 0 checks the data
-        job = TrackedJob(spec, tracking.resolve_uri(cfg.tracking.uri), world.size)
         try:
+            start = job.decide()
+            if start.finished is not None:
+                return _keep_finished(spec, job, start.finished, rendezvous)
             splits = load_splits(cfg.data)
-            resume_from = job.start()
         except BaseException as exc:
             if rendezvous is not None:
                 rendezvous.abort(f"{type(exc).__name__}: {exc}")
+            job.lock.release()
             raise
-        result = _train_and_record(spec, world, job, splits, resume_from, rendezvous)
+        stop_requested = threading.Event()
+        with sigterm_noted(stop_requested):
+            job.open(start)
+            result = _train_and_record(
+                spec, world, job, splits, start.resume_from, rendezvous, stop_requested
+            )
     finally:
         if rendezvous is not None:
             rendezvous.close()
@@ -62,6 +77,7 @@ def _train_and_record(
     splits: ImageSplits,
     resume_from: Path | None,
     rendezvous: Rendezvous | None,
+    stop_requested: threading.Event,
 ) -> training.TrainingResult:
     """Tell the other ranks the plan, train, and end the run with the result (truthfully on any error)."""
     cfg = spec.cfg
@@ -70,7 +86,11 @@ def _train_and_record(
             digest = distributed.config_digest(spec.resolved)
             rendezvous.publish(distributed.plan_for(resume_from, job.checkpoint_dir, digest))
             world.join(rendezvous, cfg.trainer.accelerator, cfg.trainer.ddp_timeout_s)
-        result = training.train(cfg, splits, job.checkpoint_dir, resume_from, job.logger, world)
+        meta = {"fingerprint": spec.fingerprint, "config": spec.resolved}
+        result = training.train(
+            cfg, splits, job.checkpoint_dir, resume_from, job.logger, world,
+            checkpoint_meta=meta, stop_requested=stop_requested,
+        )  # fmt: skip
         job.finish(result)
         return result
     except BaseException as exc:
@@ -90,6 +110,39 @@ def _train_and_record(
 
 
 INTERRUPTIONS = (KeyboardInterrupt, SystemExit, RunInterrupted)
+
+
+@contextmanager
+def sigterm_noted(stop_requested: threading.Event) -> Iterator[None]:
+    """While the run is opened and the model built, a SIGTERM sets `stop_requested` instead of killing.
+
+    Training's own handling takes over once it starts and, finding the event set, stops after its first
+    batch: the run ends interrupted rather than staying RUNNING. (Not raising here on purpose: Lightning
+    chains the handler it finds into its own, which training calls to stop all ranks at one step.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _keep_finished(
+    spec: JobSpec, job: TrackedJob, finished: RunState, rendezvous: Rendezvous | None
+) -> float:
+    """A job that finished already is kept, not trained again; return the val/acc its run recorded."""
+    if rendezvous is not None:
+        rendezvous.abort("the job has finished already")
+    job.lock.release()
+    print(
+        f"actstudy: job {spec.output_dir.name} finished already as run {finished.run_id} "
+        f"({finished.outcome}); resume=false trains it again as a new run",
+        file=sys.stderr,
+    )
+    return job.recorded_val_acc(finished.run_id)
 
 
 def _text(exc: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""`python -m actstudy.runs repair`: end runs left RUNNING by a process that died (kill -9, lost node).
+"""`python -m actstudy.runs repair`: end runs left RUNNING by a process that died (kill -9, lost node):
+jobs' runs and sweeps' parent runs alike.
 
 A run records its host and pid as tags. On this host a run whose process is gone is ended FAILED with
 `actstudy.outcome=interrupted`; runs from other hosts are treated the same once they have logged
@@ -41,7 +42,9 @@ def repair(uri: str, experiment: str, stale_minutes: float, dry_run: bool) -> li
     running = client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'", max_results=10_000)
     ended = []
     for run in running:
-        if run.data.tags.get(outcomes.KIND) == outcomes.KIND_JOB and _dead(run, client, stale_minutes):
+        if run.data.tags.get(outcomes.KIND) in (outcomes.KIND_JOB, outcomes.KIND_SWEEP) and _dead(
+            run, client, stale_minutes
+        ):
             ended.append(run.info.run_name)
             if not dry_run:
                 tracking.end_run(client, run.info.run_id, outcomes.INTERRUPTED, "its process died", "FAILED")

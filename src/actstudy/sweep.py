@@ -14,7 +14,7 @@ import os
 import sys
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from actstudy import outcomes
 from actstudy.config import ConfigError, parse_config
-from actstudy.run_state import STATE_FILE, RunState
+from actstudy.run_state import STATE_FILE, RunState, current_owner
 
 log = logging.getLogger("actstudy")
 SWEEP_FILE = "sweep.json"
@@ -39,7 +39,7 @@ class SweepInfo:
     sweep_id: str
     parent_run_id: str
     tracking_uri: str
-    experiment_id: str
+    varying_keys: list[str] = field(default_factory=list)  # the keys whose values the sweep varies
 
     @classmethod
     def load(cls, sweep_dir: Path) -> SweepInfo | None:
@@ -55,12 +55,20 @@ class SweepInfo:
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def job_overrides(config: DictConfig) -> list[list[str]]:
-    """Return the override list of every job the basic sweeper will launch (sweeper params included)."""
+def _parsed_overrides(config: DictConfig) -> list:
     params = config.hydra.sweeper.get("params") or {}
     arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
-    parsed = OverridesParser.create().parse_overrides(arguments)
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    return OverridesParser.create().parse_overrides(arguments)
+
+
+def job_overrides(config: DictConfig) -> list[list[str]]:
+    """Return the override list of every job the basic sweeper will launch (sweeper params included)."""
+    return [job for batch in BasicSweeper.split_arguments(_parsed_overrides(config), None) for job in batch]
+
+
+def varying_keys(config: DictConfig) -> list[str]:
+    """Return the keys (or groups) that the sweep gives several values."""
+    return [o.get_key_element() for o in _parsed_overrides(config) if o.is_sweep_override()]
 
 
 def validate_jobs(config: DictConfig, config_name: str) -> list[str]:
@@ -74,6 +82,12 @@ def validate_jobs(config: DictConfig, config_name: str) -> list[str]:
         except Exception as exc:  # Hydra's own errors (unknown group option, bad override syntax)
             errors.append(f"job [{' '.join(overrides)}]: {str(exc).splitlines()[0]}")
     return errors
+
+
+def owner_tags() -> dict[str, str]:
+    """Return the host and pid tags of this process (the one that owns the sweep), for `runs repair`."""
+    owner = current_owner()
+    return {outcomes.HOST: str(owner["host"]), outcomes.PID: str(owner["pid"])}
 
 
 def mark_sweep_interrupted(sweep_dir: Path) -> None:
@@ -119,7 +133,20 @@ class SweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         client = tracking.open_client(uri)
         experiment_id = tracking.experiment_id(client, tracking_cfg.experiment)
-        sweep_id = f"{sweep_dir.parent.name}_{sweep_dir.name}-{uuid.uuid4().hex[:4]}"
+        previous = SweepInfo.load(sweep_dir)
+        if (
+            previous is not None
+            and previous.tracking_uri == uri
+            and tracking.run_exists(client, previous.parent_run_id)
+        ):
+            tracking.retry(lambda: client.update_run(previous.parent_run_id, status="RUNNING"))
+            tracking.log_params_and_tags(client, previous.parent_run_id, {}, owner_tags())
+            tracking.delete_tags(client, previous.parent_run_id, [outcomes.OUTCOME, outcomes.ERROR])
+            log.info(
+                "sweep %s: continuing its MLflow parent run %s", previous.sweep_id, previous.parent_run_id
+            )
+            return
+        sweep_id = f"{sweep_dir.name}-{uuid.uuid4().hex[:4]}"
         overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task))
         tags = {
             outcomes.RUN_NAME: f"sweep-{sweep_id}",
@@ -129,11 +156,12 @@ class SweepCallback(Callback):
             outcomes.OVERRIDES: overrides,
             outcomes.LAUNCHER: str(config.hydra.launcher.get("_target_", "")),
             outcomes.GIT_COMMIT: tracking.git_commit(),
+            **owner_tags(),
         }
         run = tracking.retry(
             lambda: client.create_run(experiment_id, run_name=tags[outcomes.RUN_NAME], tags=tags)
         )
-        SweepInfo(sweep_id, run.info.run_id, uri, experiment_id).save(sweep_dir)
+        SweepInfo(sweep_id, run.info.run_id, uri, varying_keys(config)).save(sweep_dir)
         log.info(
             "sweep %s: MLflow parent run %s in experiment '%s' at %s",
             sweep_id,

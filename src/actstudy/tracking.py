@@ -11,6 +11,7 @@ import functools
 import os
 import sqlite3
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -73,10 +74,27 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             raise TrackingUnavailable(f"cannot create the MLflow store folder {db.parent}: {exc}") from exc
         if db.exists() and not os.access(db, os.W_OK):
             raise TrackingUnavailable(f"the MLflow store {db} is not writable")
+        problem = writable_problem(db.parent)
+        if problem:
+            raise TrackingUnavailable(
+                f"cannot write the MLflow store in {db.parent} ({problem}); use a writable folder"
+            )
         if db.is_file() and db.stat().st_size and db.read_bytes()[: len(SQLITE_HEADER)] != SQLITE_HEADER:
             raise TrackingUnavailable(
                 f"{db} is not an SQLite database; point tracking.uri at another file or move this one away"
             )
+
+
+def writable_problem(folder: Path) -> str | None:
+    """Return why files cannot be created in `folder` (e.g. 'Read-only file system'), or None if they can.
+
+    Tried for real: permission bits say nothing to root, and a read-only mount refuses even root.
+    """
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".actstudy-probe-"):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def retry(fn: Callable[[], T], attempts: int = 12, first_wait_s: float = 0.05) -> T:
@@ -201,6 +219,22 @@ def log_params_and_tags(
     tag_items = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
     if tag_items:
         retry(lambda: client.log_batch(run_id, tags=tag_items))
+
+
+def run_exists(client: MlflowClient, run_id: str) -> bool:
+    """Return True if the store holds the run (and it is not deleted)."""
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == "active"
+    except Exception:  # MLflow raises its own error for an unknown id
+        return False
+
+
+def delete_tags(client: MlflowClient, run_id: str, keys: list[str]) -> None:
+    """Remove tags from a run (those it has; others are ignored): e.g. a resumed run's stale error."""
+    present = client.get_run(run_id).data.tags
+    for key in keys:
+        if key in present:
+            retry(lambda k=key: client.delete_tag(run_id, k))
 
 
 def last_logged_steps(client: MlflowClient, run_id: str) -> dict[str, int]:

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from actstudy import distributed, outcomes
+from actstudy import distributed, identity, outcomes, overrides
 from actstudy.config import ConfigError, JobSpec, parse_config, run_name
 from actstudy.errors import DatasetUnavailable, JobFailed, RunInterrupted, TrackingUnavailable
 from actstudy.paths import CONF_DIR
@@ -30,7 +30,7 @@ from actstudy.sweep import SweepInfo, mark_sweep_interrupted
 log = logging.getLogger("actstudy")
 USER_ERRORS = (ConfigError, DatasetUnavailable, TrackingUnavailable)
 
-OmegaConf.register_new_resolver("actstudy_run_name", run_name, replace=True)
+identity.register_resolvers()
 _NOISE = ("💡 Tip", "was configured so 100% of the batches")
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: not any(text in record.getMessage() for text in _NOISE)
@@ -45,10 +45,14 @@ def job_spec(cfg: DictConfig) -> JobSpec:
     typed = parse_config(cfg)
     resolved = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
     sweep = SweepInfo.load(Path(hc.sweep.dir)) if hc.mode == RunMode.MULTIRUN else None
+    named = ("activation", "depth", "seed")
+    varying = [o for o in hc.overrides.task if sweep and o.split("=")[0] in sweep.varying_keys]
+    varying = [o for o in varying if o.split("=")[0] not in named]
     return JobSpec(
         cfg=typed,
         resolved=resolved,
-        run_name=run_name(typed.activation.name, typed.depth, typed.seed, hc.job.override_dirname),
+        fingerprint=identity.job_fingerprint(resolved),
+        run_name=run_name(typed.activation.name, typed.depth, typed.seed, varying),
         output_dir=Path(hc.runtime.output_dir),
         overrides=list(hc.overrides.task),
         parent_run_id=sweep.parent_run_id if sweep else None,
@@ -93,8 +97,8 @@ def main(cfg: DictConfig) -> float:
         print(f"actstudy: error: {exc}", file=sys.stderr)
         if world is not None:  # SLURM's other tasks of this job wait for rank 0: tell them to stop
             distributed.abort_other_ranks(world, str(exc))
-        _record_failure(output_dir, str(exc))
         if multirun:
+            _record_failure(output_dir, str(exc))  # for the sweep's summary
             return math.nan
         sys.exit(2)
     except RunInterrupted as exc:
@@ -112,5 +116,32 @@ def main(cfg: DictConfig) -> float:
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def output_problem(argv: list[str]) -> str | None:
+    """Return why the job folders cannot be written where this command puts them, or None if they can."""
+    from actstudy.tracking import writable_problem
+
+    key = "hydra.sweep.dir=" if ("-m" in argv or "--multirun" in argv) else "hydra.run.dir="
+    chosen = [a[len(key) :] for a in argv if a.startswith(key)]
+    folder = Path(chosen[-1]).absolute() if chosen else Path.cwd()
+    while not folder.exists():
+        folder = folder.parent
+    problem = writable_problem(folder)
+    if problem is None:
+        return None
+    return (
+        f"cannot write the job's folder in {folder} ({problem}); run from a writable folder or set "
+        f"{key}<writable path>"
+    )
+
+
+def cli() -> None:
+    """The command line: check the overrides and the output folder (one line and exit 2), then run."""
+    wrong = overrides.problem(sys.argv[1:]) or output_problem(sys.argv[1:])
+    if wrong is not None:
+        print(f"actstudy: error: {wrong}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -22,7 +24,7 @@ from lightning.pytorch.plugins.environments import LightningEnvironment, SLURMEn
 from lightning.pytorch.strategies import DDPStrategy
 
 from actstudy import outcomes
-from actstudy.callbacks import FlushMetricsBeforeCheckpoint, GracefulStop, LogProgress
+from actstudy.callbacks import CheckpointMeta, FlushMetricsBeforeCheckpoint, GracefulStop, LogProgress
 from actstudy.config import RunConfig
 from actstudy.data import ImageSplits, TensorDataModule
 from actstudy.distributed import SINGLE, World
@@ -31,6 +33,7 @@ from actstudy.module import ClassifierModule
 from actstudy.monitor import GradientFlowMonitor
 
 LAST_CHECKPOINT = "last.ckpt"
+CHECKPOINT_KEY = "actstudy"  # what actstudy adds to every checkpoint: the job's fingerprint and config
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,14 @@ def build_trainer(
     logger: Logger | None = None,
     world: World = SINGLE,
     callbacks: Sequence[L.Callback] = (),
+    checkpoint_meta: Mapping[str, Any] | None = None,
+    stop_requested: threading.Event | None = None,
 ) -> tuple[L.Trainer, GracefulStop]:
     """Return the configured Trainer (checkpoints into `checkpoint_dir`) and its stop-on-signal callback.
 
     `callbacks` (tests, benchmarks) run after the harness's own callbacks at every hook.
     """
-    stop = GracefulStop(checkpoint_dir / LAST_CHECKPOINT, cfg.trainer.log_every_n_steps)
+    stop = GracefulStop(checkpoint_dir / LAST_CHECKPOINT, cfg.trainer.log_every_n_steps, stop_requested)
     checkpointing = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best",
@@ -98,6 +103,8 @@ def build_trainer(
         every_n_train_steps=cfg.trainer.checkpoint_every_n_steps,
     )
     all_callbacks: list[L.Callback] = [FlushMetricsBeforeCheckpoint(), checkpointing, stop]
+    if checkpoint_meta is not None:
+        all_callbacks.append(CheckpointMeta(CHECKPOINT_KEY, checkpoint_meta))
     if cfg.monitor.enabled:
         m = cfg.monitor
         all_callbacks.append(GradientFlowMonitor(cfg.activation, m.every_n_steps, m.activations))
@@ -129,18 +136,24 @@ def train(
     logger: Logger | None = None,
     world: World = SINGLE,
     callbacks: Sequence[L.Callback] = (),
+    checkpoint_meta: Mapping[str, Any] | None = None,
+    stop_requested: threading.Event | None = None,
 ) -> TrainingResult:
     """Fit (from `resume_from` if given) and test one model; return how it ended.
 
     Ctrl-C or SIGTERM during fit stop every rank after the same batch with `last.ckpt` saved: outcome
     `interrupted`; during the test they are noted and the test finishes.
     A non-finite loss stops training without a test: outcome `diverged`. Errors propagate.
+    `checkpoint_meta` (the job's fingerprint and config) is saved in every checkpoint. `stop_requested`,
+    if already set (a signal while the run was set up), stops training after its first batch.
     """
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     model = build_model(cfg, splits.input_shape, splits.num_classes)
     module = ClassifierModule(model, cfg.optimizer, splits.num_classes)
     datamodule = TensorDataModule(splits, cfg.data, cfg.seed)
-    trainer, stop = build_trainer(cfg, checkpoint_dir, logger, world, callbacks)
+    trainer, stop = build_trainer(
+        cfg, checkpoint_dir, logger, world, callbacks, checkpoint_meta, stop_requested
+    )
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     except (SystemExit, KeyboardInterrupt):  # Lightning's SIGTERMException is a SystemExit

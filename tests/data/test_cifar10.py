@@ -195,3 +195,24 @@ def test_read_raw_honours_actstudy_data(tmp_path: Path, monkeypatch: pytest.Monk
     make_cifar_archive(tmp_path)
     monkeypatch.setenv("ACTSTUDY_DATA", str(tmp_path))
     assert read_raw(_config(None)).train_x.shape == (100, 3, 32, 32)
+
+
+def test_an_archive_too_small_for_the_validation_split_is_one_line_before_any_run(tmp_path: Path) -> None:
+    """1,000 training images under the default data.val_size=5000 once trained on an empty split."""
+    from tests.conftest import run_cli
+
+    write_cifar_folder(tmp_path / "data", per_batch=200)  # 5 x 200 = 1,000 training images
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [
+        "data=cifar10",
+        f"data.root={tmp_path / 'data'}",
+        "data.verify_checksums=false",
+        "data.download=false",
+    ]
+    result = run_cli("actstudy.train", args, cwd=tmp_path, uri=uri)
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "actstudy: error: data.val_size=5000: the cifar10 files hold 1000 training images, too few for the "
+        "validation split and a batch of training; use a smaller data.val_size (or data.train_size)",
+    )
+    assert not (tmp_path / "mlflow.db").exists()

@@ -156,8 +156,8 @@ def test_requeued_job_resumes_its_run(slurm_cluster, tmp_path, stop, devices):
         client = MlflowClient(uri)
 
         def first_checkpoint():
-            found = list(sweep_dir.glob("*/checkpoints/last.ckpt"))
-            return found[0].parent.parent if found else None
+            found = list(sweep_dir.glob("*/checkpoints/*/last.ckpt"))
+            return found[0].parent.parent.parent if found else None
 
         job_dir = _wait(first_checkpoint, 150, "the job's first checkpoint", proc)
         run_id = json.loads((job_dir / "actstudy_run.json").read_text())["run_id"]
@@ -189,6 +189,22 @@ def test_requeued_job_resumes_its_run(slurm_cluster, tmp_path, stop, devices):
     assert steps == list(range(0, total, 2)), f"duplicate or missing steps: {steps}"  # log_every_n_steps=2
     parent = next(r for r in runs if r.data.tags.get("actstudy.kind") == "sweep")
     assert parent.info.status == "FINISHED", "a requeued job does not end the sweep"
+
+    # The same job uninterrupted, on this machine: the requeued run's history equals it, value for value.
+    ref_cwd = tmp_path / "reference"
+    ref_cwd.mkdir()
+    ref_uri = f"sqlite:///{ref_cwd / 'mlflow.db'}"
+    ref_args = [*ddp, "activation=tanh", "depth=4", *TINY, *longer]
+    reference = run_cli("actstudy.train", ref_args, cwd=ref_cwd, uri=ref_uri, timeout=300)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    ref_client = MlflowClient(ref_uri)
+    (ref_run,) = ref_client.search_runs([ref_client.get_experiment_by_name("actstudy").experiment_id])
+    assert ref_run.data.tags["actstudy.fingerprint"] == final.data.tags["actstudy.fingerprint"]
+    for key in ("train/loss", "val/acc", "test/acc", "grad/first_to_last"):
+        got = [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+        want = [(m.step, m.value) for m in ref_client.get_metric_history(ref_run.info.run_id, key)]
+        assert [s for s, _ in got] == [s for s, _ in want], key
+        assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-5), key
 
     states = _sacct_states(job_id, "COMPLETED")
     print(f"sacct -D states of job {job_id}: {states}")

@@ -63,8 +63,9 @@ def split(raw: RawSplits, data: DataConfig) -> ImageSplits:
     remaining = available - data.val_size
     if remaining < max(data.batch_size, 1) or (data.train_size is not None and data.train_size > remaining):
         raise ConfigError(
-            f"data.val_size={data.val_size}: the {data.name} files hold {available} training images, which "
-            f"leaves {remaining} for training; use a smaller data.val_size (or data.train_size)"
+            f"data.val_size={data.val_size}: the {data.name} files hold {available} training images, too "
+            "few for the validation split and a batch of training; use a smaller data.val_size (or "
+            "data.train_size)"
         )
     order = torch.randperm(available, generator=torch.Generator().manual_seed(data.generator_seed))
     val_idx, train_idx = order[: data.val_size], order[data.val_size :]

@@ -1,0 +1,107 @@
+"""Check a command's overrides before Hydra runs: what Hydra would refuse becomes one line that says what
+is wrong and suggests the nearest key or option ("did you mean").
+
+Hydra's own messages span several lines and, for a misspelled group or key, advise `+name=value`
+(adding a new key), which is never what a user of a fixed schema wants.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from pathlib import Path
+
+from actstudy.paths import CONF_DIR
+
+
+def _nearest(word: str, candidates: Iterable[str]) -> str:
+    found = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"; did you mean {found[0]}?" if found else ""
+
+
+def _groups(conf_dir: Path) -> dict[str, list[str]]:
+    """Return each config group (a folder of conf/) with its options (its yaml files)."""
+    groups = {}
+    for folder in sorted(p for p in conf_dir.rglob("*") if p.is_dir()):
+        group = folder.relative_to(conf_dir).as_posix()
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        if options and not group.startswith("hydra"):
+            groups[group] = options
+    return groups
+
+
+def _keys(tree: object, prefix: str = "") -> list[str]:
+    if not isinstance(tree, dict):
+        return [prefix.rstrip(".")]
+    keys = []
+    for key, value in tree.items():
+        keys += [f"{prefix}{key}", *(_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [])]
+    return keys
+
+
+def _first_values(overrides: list) -> list[str]:
+    """Return one `key=value` per override, taking a sweep's first value (composing needs one)."""
+    singles = []
+    for o in overrides:
+        if o.is_hydra_override():
+            continue
+        if o.is_sweep_override():
+            first = next(iter(o.sweep_string_iterator()), None)
+            if first is None:
+                continue
+            singles.append(f"{o.get_key_element()}={first}")
+        else:
+            singles.append(o.input_line)
+    return singles
+
+
+def problem(argv: list[str], config_name: str = "config", conf_dir: Path = CONF_DIR) -> str | None:
+    """Return one line saying what is wrong with the command's overrides (None: Hydra can compose them)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+    from omegaconf import OmegaConf
+
+    lines = [a for a in argv if "=" in a and not a.startswith("-")]
+    parser = OverridesParser.create()
+    for line in lines:
+        try:
+            parser.parse_overrides([line])
+        except OverrideParseException as exc:
+            first = str(exc).splitlines()[0]
+            return f"cannot read the override {line!r}: {first} (https://hydra.cc/docs/advanced/override_grammar/basic/)"
+    overrides = parser.parse_overrides(lines)
+    groups = _groups(conf_dir)
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        base = OmegaConf.to_container(compose(config_name), resolve=False)
+        known = _keys(base)
+        for o in overrides:
+            key = o.key_or_group
+            if o.is_hydra_override() or o.is_add() or o.is_delete():
+                continue
+            if key in groups:
+                for value in ([] if o.is_sweep_override() else [str(o.value())]) + _sweep_values(o):
+                    if value not in groups[key] and value != "null":
+                        return (
+                            f"{key}={value}: no such option{_nearest(value, groups[key])} "
+                            f"(options: {', '.join(groups[key])})"
+                        )
+            elif key not in known:
+                value = "" if o.is_sweep_override() else f"={o.value()}"
+                near = _nearest(key, [*known, *groups]).replace("?", f"{value}?")
+                listing = "python -m actstudy.train --cfg job lists the keys"
+                return f"{key}: no such key or config group{near} ({listing})"
+        try:
+            compose(config_name, overrides=_first_values(overrides))
+        except Exception as exc:  # Hydra's composition errors have many types; the first line says it
+            return str(exc).strip().splitlines()[0]
+    return None
+
+
+def _sweep_values(o: object) -> list[str]:
+    if not o.is_sweep_override():
+        return []
+    try:
+        return [str(v) for v in o.sweep_string_iterator()]
+    except Exception:  # a range or interval sweep of a group makes no sense; composing will say so
+        return []
