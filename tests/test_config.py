@@ -205,6 +205,43 @@ def test_a_sweep_with_one_bad_seed_trains_nothing(tmp_path: Path):
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["optimizer=adam", "optimizer.betas=[0.9,0.99]"],
+        ["activation=leaky_relu", "activation.module.negative_slope=0.2"],
+        ["activation=elu", "activation.saturated.low=-0.9"],
+        ["+trainer.extra=1"],
+        ["~monitor"],
+        ["-m", "depth=range(1,3)", "activation=relu,tanh"],
+        ["-m", "activation=glob(*)"],
+        ["experiment=vanishing_gradient"],
+        ["hydra/launcher=slurm", "data.train_size=null"],
+        ["-sc", "install=bash"],
+        ["--cfg", "job", "depth=2"],
+    ],
+)
+def test_the_preflight_lets_valid_commands_through(args):
+    from actstudy.overrides import problem
+
+    assert problem(["data=shapes", *args]) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["activation=tanh,relu"], "activation=tanh,relu: several values make a sweep: add -m (or quote "
+         "them for one string value)"),
+        (["experiment=null"], "experiment=null: a config group takes one of its options (options: nielsen, "
+         "vanishing_gradient); leave it out for the default"),
+    ],
+)  # fmt: skip
+def test_the_preflight_explains_what_hydra_would_refuse(args, expected):
+    from actstudy.overrides import problem
+
+    assert problem(["data=shapes", *args]) == expected
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0))
 

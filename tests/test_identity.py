@@ -38,6 +38,15 @@ def test_the_fingerprint_follows_what_is_trained_and_nothing_else():
     assert job_folder(base) == f"relu-d4-s0-{job_fingerprint(base)[:8]}"
     assert sweep_fingerprint(["a=1,2", "b=3"]) == sweep_fingerprint(["b=3", "a=1,2"])
     assert command_overrides(["-m", "a=1,2", "hydra/launcher=slurm", "hydra.launcher.n_jobs=2"]) == ["a=1,2"]
+    # re-running a sweep with resume=, another store or progress display is the same sweep
+    unchanged = [
+        "a=1,2",
+        "resume=true",
+        "tracking.uri=sqlite:///b.db",
+        "trainer.progress=log",
+        "+data.root=/x",
+    ]
+    assert command_overrides(unchanged) == ["a=1,2"]
 
 
 def test_another_config_gets_its_own_folder_and_run(tmp_path: Path):
@@ -56,6 +65,11 @@ def test_another_config_gets_its_own_folder_and_run(tmp_path: Path):
 
 def test_a_finished_job_is_kept_and_resume_false_adds_a_run_without_deleting_anything(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    nothing = run_cli("actstudy.train", [*TINY, "resume=true"], cwd=tmp_path, uri=uri)
+    assert nothing.returncode == 2 and nothing.stderr.strip().startswith(
+        "actstudy: error: resume=true but there is no unfinished run of this config with a checkpoint in"
+    )
+    assert not (tmp_path / "mlflow.db").exists()
     first = run_cli("actstudy.train", TINY, cwd=tmp_path, uri=uri)
     assert first.returncode == 0, first.stderr[-3000:]
     (run,) = _runs(uri)
@@ -73,12 +87,17 @@ def test_a_finished_job_is_kept_and_resume_false_adds_a_run_without_deleting_any
     assert refused.returncode == 2 and "resume=true but this job's run" in refused.stderr
 
 
-def test_a_run_in_another_store_is_left_alone_and_the_job_starts_a_run_here(tmp_path: Path):
+def test_an_unfinished_run_in_another_store_is_left_alone_and_the_job_starts_a_run_here(tmp_path: Path):
     first_uri, second_uri = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
-    assert run_cli("actstudy.train", TINY, cwd=tmp_path, uri=first_uri).returncode == 0
-    result = run_cli("actstudy.train", TINY, cwd=tmp_path, uri=second_uri)
+    job = [*TINY, "optimizer.lr=0.05"]
+    failed = run_cli(
+        "actstudy.train", job, cwd=tmp_path, uri=first_uri, **fault_env(tmp_path, rank=0, step=5)
+    )
+    assert failed.returncode == 1, failed.stderr[-3000:]  # failed after its first checkpoint: resumable
+    assert list((tmp_path / "outputs").glob("*/checkpoints/*/last.ckpt"))
+    result = run_cli("actstudy.train", job, cwd=tmp_path, uri=second_uri)  # MLFLOW_TRACKING_URI changed
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [r.info.status for r in _runs(first_uri)] == ["FINISHED"]
+    assert [r.info.status for r in _runs(first_uri)] == ["FAILED"]  # untouched
     assert [r.info.status for r in _runs(second_uri)] == ["FINISHED"]
 
 

@@ -76,8 +76,26 @@ def _job_folder_resolver(*, _root_: DictConfig) -> str:
 
 
 def command_overrides(argv: list[str]) -> list[str]:
-    """Return the overrides of a command line that say what a sweep trains (not Hydra's own settings)."""
-    return [a for a in argv if "=" in a and not a.lstrip("+~").startswith("hydra")]
+    """Return the overrides of a command line that say what a sweep trains.
+
+    Hydra's own settings and the NOT_IDENTITY keys (`resume=true`, another store...) leave it out: the
+    same sweep, re-run with them, is still the same sweep.
+    """
+    kept = []
+    for arg in argv:
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if "=" in arg and not arg.startswith("-") and not key.startswith("hydra") and not _not_identity(key):
+            kept.append(arg)
+    return kept
+
+
+def _not_identity(key: str) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in NOT_IDENTITY)
+
+
+def sweep_identity(job_fingerprints: list[str]) -> str:
+    """Return what makes a sweep the same sweep when re-run: the fingerprints of its jobs, in any order."""
+    return _digest(sorted(job_fingerprints))[:12]
 
 
 def _sweep_folder_resolver() -> str:

@@ -38,7 +38,11 @@ def checkpoint_fingerprint(path: Path) -> str | None:
     """Return the job fingerprint stored in a checkpoint (None for one written without it)."""
     import torch
 
-    meta = torch.load(path, map_location="cpu", weights_only=False).get(CHECKPOINT_KEY) or {}
+    try:
+        meta = torch.load(path, map_location="cpu", weights_only=False).get(CHECKPOINT_KEY) or {}
+    except Exception as exc:  # truncated by a kill during the save, a full disk: not resumable
+        log.warning("cannot read the checkpoint %s (%s): starting a new run", path, exc)
+        return None
     return meta.get("fingerprint")
 
 
@@ -82,7 +86,8 @@ class TrackedJob:
         same = (
             previous is not None
             and previous.run_id is not None
-            and (previous.fingerprint, previous.tracking_uri) == (spec.fingerprint, self.uri)
+            and (previous.fingerprint, previous.tracking_uri, previous.experiment)
+            == (spec.fingerprint, self.uri, spec.cfg.tracking.experiment)
             and tracking.run_exists(self._client(), previous.run_id)
         )
         if same and mode != "false" and previous.outcome in outcomes.SUCCESSFUL:
@@ -126,7 +131,9 @@ class TrackedJob:
                 why = "the process died; not resumed"
                 tracking.end_run(client, start.previous.run_id, outcomes.INTERRUPTED, why, "FAILED")
             self.run_id = self._create_run(client, experiment_id)
-        self.state = RunState(self.run_id, spec.run_name, self.uri, spec.fingerprint, **current_owner())
+        self.state = RunState(
+            self.run_id, spec.run_name, self.uri, spec.fingerprint, cfg.tracking.experiment, **current_owner()
+        )
         owner = {
             outcomes.HOST: self.state.host,
             outcomes.PID: str(self.state.pid),
@@ -196,8 +203,16 @@ class TrackedJob:
     def fail(self, outcome: str, error: str | None, status: str | None = None) -> None:
         """End the run as `interrupted` or `failed` (with `error`), keeping every metric already logged.
 
-        `status` overrides the outcome's MLflow status (a killed process: FAILED, not KILLED).
+        `status` overrides the outcome's MLflow status (a killed process: FAILED, not KILLED). Before the run
+        exists (its creation failed) there is nothing to end but the folder's lock.
         """
+        if self.state is None:  # opening failed: end the run if it was created, then let the folder go
+            try:
+                if self.run_id:
+                    tracking.end_run(self.client, self.run_id, outcome, error, status)
+            finally:
+                self.lock.release()
+            return
         try:
             self._flush()
         finally:

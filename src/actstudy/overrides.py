@@ -46,13 +46,20 @@ def _first_values(overrides: list) -> list[str]:
         if o.is_hydra_override():
             continue
         if o.is_sweep_override():
-            first = next(iter(o.sweep_string_iterator()), None)
-            if first is None:
+            try:
+                first = next(iter(o.sweep_string_iterator()), None)
+            except Exception:  # glob() and the like need Hydra's config loader: the sweep will check them
                 continue
-            singles.append(f"{o.get_key_element()}={first}")
+            if first is not None:
+                singles.append(f"{o.get_key_element()}={first}")
         else:
             singles.append(o.input_line)
     return singles
+
+
+# Commands that are not a training job, or that load options from elsewhere: left to Hydra.
+PASS_THROUGH = ("-sc", "--shell-completion", "-cd", "--config-dir", "-cp", "--config-path", "-cn",
+                "--config-name", "--info", "-h", "--help", "--hydra-help")  # fmt: skip
 
 
 def problem(argv: list[str], config_name: str = "config", conf_dir: Path = CONF_DIR) -> str | None:
@@ -62,6 +69,9 @@ def problem(argv: list[str], config_name: str = "config", conf_dir: Path = CONF_
     from hydra.errors import OverrideParseException
     from omegaconf import OmegaConf
 
+    if any(a.split("=", 1)[0] in PASS_THROUGH for a in argv):
+        return None
+    sweep = "-m" in argv or "--multirun" in argv
     lines = [a for a in argv if "=" in a and not a.startswith("-")]
     parser = OverridesParser.create()
     for line in lines:
@@ -72,30 +82,48 @@ def problem(argv: list[str], config_name: str = "config", conf_dir: Path = CONF_
             return f"cannot read the override {line!r}: {first} (https://hydra.cc/docs/advanced/override_grammar/basic/)"
     overrides = parser.parse_overrides(lines)
     groups = _groups(conf_dir)
+    for o in overrides:
+        if o.is_sweep_override() and not sweep and not o.is_hydra_override():
+            return f"{o.input_line}: several values make a sweep: add -m (or quote them for one string value)"
+        if o.key_or_group in groups and not o.is_add() and not o.is_delete():
+            options = groups[o.key_or_group]
+            if not o.is_sweep_override() and o.value() is None:
+                return (
+                    f"{o.key_or_group}=null: a config group takes one of its options (options: "
+                    f"{', '.join(options)}); leave it out for the default"
+                )
+            for value in _values(o):
+                if value not in options:
+                    near = _nearest(value, options)
+                    return f"{o.key_or_group}={value}: no such option{near} (options: {', '.join(options)})"
+    singles = _first_values(overrides)
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        base = OmegaConf.to_container(compose(config_name), resolve=False)
-        known = _keys(base)
+        chosen = [line for line in singles if line.split("=", 1)[0] in groups]  # the options picked
+        try:
+            known = _keys(OmegaConf.to_container(compose(config_name, overrides=chosen), resolve=False))
+        except Exception as exc:  # Hydra's composition errors have many types; the first line says it
+            return str(exc).strip().splitlines()[0]
         for o in overrides:
             key = o.key_or_group
-            if o.is_hydra_override() or o.is_add() or o.is_delete():
+            if o.is_hydra_override() or o.is_add() or o.is_delete() or key in groups or key in known:
                 continue
-            if key in groups:
-                for value in ([] if o.is_sweep_override() else [str(o.value())]) + _sweep_values(o):
-                    if value not in groups[key] and value != "null":
-                        return (
-                            f"{key}={value}: no such option{_nearest(value, groups[key])} "
-                            f"(options: {', '.join(groups[key])})"
-                        )
-            elif key not in known:
-                value = "" if o.is_sweep_override() else f"={o.value()}"
-                near = _nearest(key, [*known, *groups]).replace("?", f"{value}?")
-                listing = "python -m actstudy.train --cfg job lists the keys"
-                return f"{key}: no such key or config group{near} ({listing})"
+            value = "" if o.is_sweep_override() else f"={o.value()}"
+            near = _nearest(key, [*known, *groups]).replace("?", f"{value}?")
+            listing = "python -m actstudy.train --cfg job lists the keys"
+            return f"{key}: no such key or config group{near} ({listing})"
         try:
-            compose(config_name, overrides=_first_values(overrides))
+            compose(config_name, overrides=singles)
         except Exception as exc:  # Hydra's composition errors have many types; the first line says it
             return str(exc).strip().splitlines()[0]
     return None
+
+
+def _values(o: object) -> list[str]:
+    """Return the option names a group override picks (a sweep's, too); [] when they cannot be listed."""
+    if not o.is_sweep_override():
+        value = o.value()
+        return [] if value is None else [str(value)]
+    return _sweep_values(o)
 
 
 def _sweep_values(o: object) -> list[str]:

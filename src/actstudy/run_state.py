@@ -26,6 +26,7 @@ class RunState:
     run_name: str
     tracking_uri: str
     fingerprint: str = ""  # actstudy.identity.job_fingerprint of the config that made the run
+    experiment: str = ""  # the MLflow experiment the run is in
     outcome: str | None = None
     error: str | None = None
     host: str = ""

@@ -13,14 +13,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from actstudy import distributed, outcomes, tracking, training
 from actstudy.config import JobSpec
 from actstudy.data import ImageSplits, load_splits
 from actstudy.distributed import Rendezvous, World
 from actstudy.errors import JobFailed, RunInterrupted
-from actstudy.job import TrackedJob
+from actstudy.job import Start, TrackedJob
 from actstudy.run_state import RunState
 
 log = logging.getLogger("actstudy")
@@ -57,10 +56,7 @@ def run_job(spec: JobSpec, world: World) -> float:
             raise
         stop_requested = threading.Event()
         with sigterm_noted(stop_requested):
-            job.open(start)
-            result = _train_and_record(
-                spec, world, job, splits, start.resume_from, rendezvous, stop_requested
-            )
+            result = _train_and_record(spec, world, job, splits, start, rendezvous, stop_requested)
     finally:
         if rendezvous is not None:
             rendezvous.close()
@@ -75,25 +71,30 @@ def _train_and_record(
     world: World,
     job: TrackedJob,
     splits: ImageSplits,
-    resume_from: Path | None,
+    start: Start,
     rendezvous: Rendezvous | None,
     stop_requested: threading.Event,
 ) -> training.TrainingResult:
-    """Tell the other ranks the plan, train, and end the run with the result (truthfully on any error)."""
+    """Open the run, tell the other ranks the plan, train, and end the run (truthfully on any error)."""
     cfg = spec.cfg
+    published = False
     try:
+        job.open(start)
         if rendezvous is not None:
             digest = distributed.config_digest(spec.resolved)
-            rendezvous.publish(distributed.plan_for(resume_from, job.checkpoint_dir, digest))
+            rendezvous.publish(distributed.plan_for(start.resume_from, job.checkpoint_dir, digest))
+            published = True
             world.join(rendezvous, cfg.trainer.accelerator, cfg.trainer.ddp_timeout_s)
         meta = {"fingerprint": spec.fingerprint, "config": spec.resolved}
         result = training.train(
-            cfg, splits, job.checkpoint_dir, resume_from, job.logger, world,
+            cfg, splits, job.checkpoint_dir, start.resume_from, job.logger, world,
             checkpoint_meta=meta, stop_requested=stop_requested,
         )  # fmt: skip
         job.finish(result)
         return result
     except BaseException as exc:
+        if rendezvous is not None and not published:
+            rendezvous.abort(f"{type(exc).__name__}: {exc}")
         interrupted = isinstance(exc, INTERRUPTIONS)
         outcome, error, status = (
             (outcomes.INTERRUPTED, None, None) if interrupted else (outcomes.FAILED, _text(exc), None)

@@ -24,9 +24,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from actstudy import outcomes
+from actstudy import identity, outcomes
 from actstudy.config import ConfigError, parse_config
-from actstudy.run_state import STATE_FILE, RunState, current_owner
+from actstudy.run_state import RunState, current_owner
 
 log = logging.getLogger("actstudy")
 SWEEP_FILE = "sweep.json"
@@ -40,6 +40,8 @@ class SweepInfo:
     parent_run_id: str
     tracking_uri: str
     varying_keys: list[str] = field(default_factory=list)  # the keys whose values the sweep varies
+    identity: str = ""  # actstudy.identity.sweep_identity of its jobs: a re-run continues only the same
+    jobs: list[str] = field(default_factory=list)  # the job folders of this sweep
 
     @classmethod
     def load(cls, sweep_dir: Path) -> SweepInfo | None:
@@ -71,17 +73,24 @@ def varying_keys(config: DictConfig) -> list[str]:
     return [o.get_key_element() for o in _parsed_overrides(config) if o.is_sweep_override()]
 
 
-def validate_jobs(config: DictConfig, config_name: str) -> list[str]:
-    """Return one error line per job whose config is invalid (empty when all are fine)."""
-    errors = []
+def check_jobs(config: DictConfig, config_name: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Return one error line per job whose config is invalid, and the resolved config of every valid job."""
+    errors, resolved = [], []
     for overrides in job_overrides(config):
         try:
-            parse_config(compose(config_name=config_name, overrides=overrides))
+            composed = compose(config_name=config_name, overrides=overrides)
+            parse_config(composed)
+            resolved.append(OmegaConf.to_container(composed, resolve=True))
         except ConfigError as exc:
             errors.append(f"job [{' '.join(overrides)}]: {exc}")
         except Exception as exc:  # Hydra's own errors (unknown group option, bad override syntax)
             errors.append(f"job [{' '.join(overrides)}]: {str(exc).splitlines()[0]}")
-    return errors
+    return errors, resolved
+
+
+def validate_jobs(config: DictConfig, config_name: str) -> list[str]:
+    """Return one error line per job whose config is invalid (empty when all are fine)."""
+    return check_jobs(config, config_name)[0]
 
 
 def owner_tags() -> dict[str, str]:
@@ -100,14 +109,10 @@ def mark_sweep_interrupted(sweep_dir: Path) -> None:
         tracking.end_run(client, info.parent_run_id, outcomes.INTERRUPTED)
 
 
-def job_states(sweep_dir: Path) -> list[RunState]:
-    """Return the recorded state of every job folder in the sweep."""
-    states = []
-    for path in sorted(sweep_dir.glob(f"*/{STATE_FILE}")):
-        state = RunState.load(path.parent)
-        if state is not None:
-            states.append(state)
-    return states
+def job_states(sweep_dir: Path, jobs: list[str]) -> list[RunState]:
+    """Return the recorded state of each of the sweep's job folders that has one."""
+    states = [RunState.load(sweep_dir / name) for name in jobs]
+    return [state for state in states if state is not None]
 
 
 class SweepCallback(Callback):
@@ -117,7 +122,7 @@ class SweepCallback(Callback):
         from actstudy import tracking
 
         config_name = kwargs.get("config_name") or "config"
-        errors = validate_jobs(config, config_name)
+        errors, resolved = check_jobs(config, config_name)
         if errors:
             for line in errors:
                 print(f"actstudy: error: {line}", file=sys.stderr)
@@ -134,11 +139,9 @@ class SweepCallback(Callback):
         client = tracking.open_client(uri)
         experiment_id = tracking.experiment_id(client, tracking_cfg.experiment)
         previous = SweepInfo.load(sweep_dir)
-        if (
-            previous is not None
-            and previous.tracking_uri == uri
-            and tracking.run_exists(client, previous.parent_run_id)
-        ):
+        this = identity.sweep_identity([identity.job_fingerprint(r) for r in resolved])
+        same = previous is not None and (previous.tracking_uri, previous.identity) == (uri, this)
+        if same and tracking.run_exists(client, previous.parent_run_id):  # the same sweep, re-run
             tracking.retry(lambda: client.update_run(previous.parent_run_id, status="RUNNING"))
             tracking.log_params_and_tags(client, previous.parent_run_id, {}, owner_tags())
             tracking.delete_tags(client, previous.parent_run_id, [outcomes.OUTCOME, outcomes.ERROR])
@@ -161,7 +164,8 @@ class SweepCallback(Callback):
         run = tracking.retry(
             lambda: client.create_run(experiment_id, run_name=tags[outcomes.RUN_NAME], tags=tags)
         )
-        SweepInfo(sweep_id, run.info.run_id, uri, varying_keys(config)).save(sweep_dir)
+        jobs = [identity.job_folder(r) for r in resolved]
+        SweepInfo(sweep_id, run.info.run_id, uri, varying_keys(config), this, jobs).save(sweep_dir)
         log.info(
             "sweep %s: MLflow parent run %s in experiment '%s' at %s",
             sweep_id,
@@ -178,7 +182,7 @@ class SweepCallback(Callback):
         if info is None:
             return
         client = tracking.open_client(info.tracking_uri)
-        states = job_states(sweep_dir)
+        states = job_states(sweep_dir, info.jobs)
         failed = [s for s in states if s.outcome not in outcomes.SUCCESSFUL]
         if os.environ.get("ACTSTUDY_NO_REPORT") != "1":
             try:

@@ -222,11 +222,15 @@ def log_params_and_tags(
 
 
 def run_exists(client: MlflowClient, run_id: str) -> bool:
-    """Return True if the store holds the run (and it is not deleted)."""
+    """Return True if the store holds the run (and it is not deleted); other store errors propagate."""
+    from mlflow.exceptions import MlflowException
+
     try:
-        return client.get_run(run_id).info.lifecycle_stage == "active"
-    except Exception:  # MLflow raises its own error for an unknown id
-        return False
+        return retry(lambda: client.get_run(run_id)).info.lifecycle_stage == "active"
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
 
 
 def delete_tags(client: MlflowClient, run_id: str, keys: list[str]) -> None:

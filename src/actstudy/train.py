@@ -120,6 +120,8 @@ def output_problem(argv: list[str]) -> str | None:
     """Return why the job folders cannot be written where this command puts them, or None if they can."""
     from actstudy.tracking import writable_problem
 
+    if any(a.split("=", 1)[0] in (*overrides.PASS_THROUGH, "-c", "--cfg") for a in argv):
+        return None  # not a training job: nothing is written
     key = "hydra.sweep.dir=" if ("-m" in argv or "--multirun" in argv) else "hydra.run.dir="
     chosen = [a[len(key) :] for a in argv if a.startswith(key)]
     folder = Path(chosen[-1]).absolute() if chosen else Path.cwd()
