@@ -181,6 +181,16 @@ def _rank_1(parent: int) -> int:
     raise AssertionError("rank 1 is not running")
 
 
+def _rerun_resumes_exactly(tmp_path: Path, run_id: str, reference: dict) -> None:
+    """Re-run the job: it continues run `run_id` to the end, equal to the uninterrupted 2-process run."""
+    result = run_cli("actstudy.train", [*JOB, *DDP], cwd=tmp_path, uri=_store(tmp_path), timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    (resumed,) = _job_runs(_store(tmp_path))
+    assert resumed.info.run_id == run_id
+    assert (resumed.info.status, resumed.data.tags["actstudy.outcome"]) == ("FINISHED", "completed")
+    _assert_same_history(_histories(_store(tmp_path), run_id), reference["two"]["history"])
+
+
 def test_kill_9_of_rank_1_ends_the_job_interrupted_and_a_rerun_completes_it(tmp_path: Path, reference):
     proc = _start(tmp_path)
     _wait_for_checkpoint(proc, tmp_path)
@@ -192,12 +202,7 @@ def test_kill_9_of_rank_1_ends_the_job_interrupted_and_a_rerun_completes_it(tmp_
     assert (run.info.status, run.data.tags["actstudy.outcome"]) == ("FAILED", "interrupted")
     assert run.data.tags["actstudy.error"].startswith("rank 1 was killed by signal 9")
 
-    result = run_cli("actstudy.train", [*JOB, *DDP], cwd=tmp_path, uri=_store(tmp_path), timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    (resumed,) = _job_runs(_store(tmp_path))
-    assert resumed.info.run_id == run.info.run_id
-    assert (resumed.info.status, resumed.data.tags["actstudy.outcome"]) == ("FINISHED", "completed")
-    _assert_same_history(_histories(_store(tmp_path), run.info.run_id), reference["two"]["history"])
+    _rerun_resumes_exactly(tmp_path, run.info.run_id, reference)
 
 
 def test_ctrl_c_stops_every_rank_and_the_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, reference):
@@ -213,9 +218,4 @@ def test_ctrl_c_stops_every_rank_and_the_resumed_run_equals_the_uninterrupted_on
     assert (run.info.status, run.data.tags["actstudy.outcome"]) == ("KILLED", "interrupted")
     assert "test/acc" not in run.data.metrics
 
-    result = run_cli("actstudy.train", [*JOB, *DDP], cwd=tmp_path, uri=_store(tmp_path), timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    (resumed,) = _job_runs(_store(tmp_path))
-    assert resumed.info.run_id == run.info.run_id
-    assert (resumed.info.status, resumed.data.tags["actstudy.outcome"]) == ("FINISHED", "completed")
-    _assert_same_history(_histories(_store(tmp_path), run.info.run_id), reference["two"]["history"])
+    _rerun_resumes_exactly(tmp_path, run.info.run_id, reference)
