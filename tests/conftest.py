@@ -81,6 +81,27 @@ def fault_env(folder: Path, rank: int, step: int | str) -> dict[str, str]:
     return {"PYTHONPATH": pythonpath, "FAULT_STEP": str(step), "FAULT_RANK": str(rank)}
 
 
+def metric_histories(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    """Return every metric of a run as {key: [(step, value), ...]}, steps ascending."""
+    client = MlflowClient(uri)
+    return {
+        key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+        for key in client.get_run(run_id).data.metrics
+    }
+
+
+def assert_same_histories(got: dict, want: dict, rel: float = 1e-5) -> None:
+    """Assert two runs logged the same metrics, each at the same steps (once each) with the same values."""
+    assert sorted(got) == sorted(want), "the runs logged different metric keys"
+    for key in want:
+        steps = [s for s, _ in got[key]]
+        assert len(steps) == len(set(steps)), f"{key}: a step logged twice"
+        assert steps == [s for s, _ in want[key]], f"{key}: steps differ from the uninterrupted run"
+        assert [v for _, v in got[key]] == pytest.approx(
+            [v for _, v in want[key]], rel=rel, abs=1e-7, nan_ok=True
+        ), key
+
+
 @dataclass
 class Sweep:
     """A finished tiny sweep: its store, folder, CLI result and a client on the store."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY, fault_env, run_cli
+from tests.conftest import TINY, assert_same_histories, fault_env, metric_histories, run_cli
 
 # Long enough (5 epochs x 32 steps) to be killed mid-training after its first checkpoint.
 SLOW = [
@@ -22,7 +22,6 @@ SLOW = [
     "monitor.every_n_steps=4",
 ]  # fmt: skip
 NAME = "relu-d3-s0"
-KEYS = ("train/loss", "val/acc", "val/loss", "test/acc", "grad/weight_l2/l01", "act/mean/l03")
 
 
 def job_dir(cwd: Path) -> Path:
@@ -51,10 +50,6 @@ def wait_for_checkpoint(proc: subprocess.Popen, cwd: Path, timeout: float = 300)
     raise TimeoutError("no checkpoint appeared")
 
 
-def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
-    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict:
     """Two uninterrupted runs of the SLOW job with the same seed, in separate stores."""
@@ -66,7 +61,7 @@ def reference(tmp_path_factory) -> dict:
         assert result.returncode == 0, result.stderr[-3000:]
         client = MlflowClient(uri)
         run = client.search_runs([client.get_experiment_by_name("actstudy").experiment_id])[0]
-        runs.append({k: history(client, run.info.run_id, k) for k in KEYS})
+        runs.append(metric_histories(uri, run.info.run_id))
     return {"a": runs[0], "b": runs[1]}
 
 
@@ -101,17 +96,7 @@ def test_kill_9_then_rerun_continues_the_same_run_without_duplicates(tmp_path: P
     assert (run.info.status, run.data.tags["actstudy.outcome"]) == ("FINISHED", "completed")
     assert "actstudy.error" not in run.data.tags  # the repair's "its process died" went with the resume
     assert len(client.search_runs([run.info.experiment_id])) == 1  # no second run was created
-    assert_same_history(client, state["run_id"], reference["a"])
-
-
-def assert_same_history(client: MlflowClient, run_id: str, want: dict) -> None:
-    """Every key's history equals the uninterrupted reference's, step for step and value for value."""
-    for key in KEYS:
-        got = history(client, run_id, key)
-        steps = [s for s, _ in got]
-        assert steps == sorted(set(steps)), f"{key}: a step logged twice"
-        assert steps == [s for s, _ in want[key]], f"{key}: steps differ from the uninterrupted run"
-        assert [v for _, v in got] == pytest.approx([v for _, v in want[key]], rel=1e-5), key
+    assert_same_histories(metric_histories(uri, state["run_id"]), reference["a"])
 
 
 @pytest.mark.slow
@@ -137,7 +122,7 @@ def test_a_signal_saves_a_checkpoint_ends_the_run_killed_and_resumes_exactly(
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(uri)
     assert client.get_run(state["run_id"]).info.status == "FINISHED"
-    assert_same_history(client, state["run_id"], reference["a"])
+    assert_same_histories(metric_histories(uri, state["run_id"]), reference["a"])
 
 
 def test_ctrl_c_stops_a_run_whose_epochs_are_one_batch_long(tmp_path: Path):

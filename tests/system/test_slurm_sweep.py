@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, assert_same_histories, metric_histories, run_cli
 
 pytestmark = pytest.mark.slurm
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1"]
@@ -200,11 +200,7 @@ def test_requeued_job_resumes_its_run(slurm_cluster, tmp_path, stop, devices):
     ref_client = MlflowClient(ref_uri)
     (ref_run,) = ref_client.search_runs([ref_client.get_experiment_by_name("actstudy").experiment_id])
     assert ref_run.data.tags["actstudy.fingerprint"] == final.data.tags["actstudy.fingerprint"]
-    for key in ("train/loss", "val/acc", "test/acc", "grad/first_to_last"):
-        got = [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
-        want = [(m.step, m.value) for m in ref_client.get_metric_history(ref_run.info.run_id, key)]
-        assert [s for s, _ in got] == [s for s, _ in want], key
-        assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-5), key
+    assert_same_histories(metric_histories(uri, run_id), metric_histories(ref_uri, ref_run.info.run_id))
 
     states = _sacct_states(job_id, "COMPLETED")
     print(f"sacct -D states of job {job_id}: {states}")
