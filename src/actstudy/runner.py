@@ -51,7 +51,7 @@ def run_job(spec: JobSpec, world: World) -> float:
             splits = load_splits(cfg.data)
         except BaseException as exc:
             if rendezvous is not None:
-                rendezvous.abort(f"{type(exc).__name__}: {exc}")
+                rendezvous.abort(_text(exc))
             job.lock.release()
             raise
         stop_requested = threading.Event()
@@ -94,11 +94,8 @@ def _train_and_record(
         return result
     except BaseException as exc:
         if rendezvous is not None and not published:
-            rendezvous.abort(f"{type(exc).__name__}: {exc}")
-        interrupted = isinstance(exc, INTERRUPTIONS)
-        outcome, error, status = (
-            (outcomes.INTERRUPTED, None, None) if interrupted else (outcomes.FAILED, _text(exc), None)
-        )
+            rendezvous.abort(_text(exc))
+        outcome, error, status = _classify(exc, None)  # what rank 0 knows without the other ranks
         try:  # waits for the other ranks' reports: a second signal must still leave a truthful run
             outcome, error, status = _classify(exc, rendezvous)
         finally:
