@@ -13,7 +13,6 @@ from lightning.pytorch.loggers.logger import Logger
 from omegaconf import OmegaConf
 from torch import Tensor
 
-import actstudy.train  # noqa: F401  (registers the config resolver)
 from actstudy.config import RunConfig, parse_config
 from actstudy.models import build_model
 from actstudy.module import ClassifierModule

@@ -24,11 +24,11 @@ def options(group: str) -> list[str]:
 
 def test_every_group_has_the_expected_options():
     assert options("activation") == sorted(
-        ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softsign"]
+        ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softsign", "mish"]
     )
     assert options("model") == ["cnn", "mlp"]
     assert options("data") == ["cifar10", "mnist", "shapes"]
-    assert options("optimizer") == ["adam", "sgd"]
+    assert options("optimizer") == ["adam", "sgd", "sgd_nesterov"]
     assert {"vanishing_gradient", "nielsen"} <= set(options("experiment"))
 
 
@@ -283,10 +283,10 @@ def test_cli_rejects_devices_this_machine_cannot_run_before_any_run(tmp_path: Pa
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["activation=swish2"], "activation=swish2: no such option (options: elu, gelu, leaky_relu, relu, "
-         "sigmoid, silu, softsign, tanh)"),
+        (["activation=maxout"], "activation=maxout: no such option (options: elu, gelu, leaky_relu, mish, "
+         "relu, sigmoid, silu, softsign, tanh)"),
         (["activation=rlu"], "activation=rlu: no such option; did you mean relu? (options: elu, gelu, "
-         "leaky_relu, relu, sigmoid, silu, softsign, tanh)"),
+         "leaky_relu, mish, relu, sigmoid, silu, softsign, tanh)"),
         (["activaton=relu"], "activaton: no such key or config group; did you mean activation=relu? "
          "(python -m actstudy.train --cfg job lists the keys)"),
         (["foo=1"], "foo: no such key or config group (python -m actstudy.train --cfg job lists the keys)"),
@@ -295,7 +295,7 @@ def test_cli_rejects_devices_this_machine_cannot_run_before_any_run(tmp_path: Pa
         (["depth=[1"], "cannot read the override 'depth=[1': no viable alternative at input '[1' "
          "(https://hydra.cc/docs/advanced/override_grammar/basic/)"),
         (["-m", "activation=relu,sigmoi"], "activation=sigmoi: no such option; did you mean sigmoid? "
-         "(options: elu, gelu, leaky_relu, relu, sigmoid, silu, softsign, tanh)"),
+         "(options: elu, gelu, leaky_relu, mish, relu, sigmoid, silu, softsign, tanh)"),
         (["-m", "seed=0,1", "trainer.max_epochz=2"], "trainer.max_epochz: no such key or config group; did "
          "you mean trainer.max_epochs=2? (python -m actstudy.train --cfg job lists the keys)"),
     ],

@@ -1,39 +1,38 @@
-"""The config schema: typed dataclasses, and one-line errors for bad input before anything runs.
+"""The config schema: typed dataclasses that state every key, its type and its default, once.
 
-Hydra composes `conf/`; `parse_config` turns the result into a `RunConfig` or raises `ConfigError`
-with one line naming the key, the bad value and what is allowed. The schema is checked here rather
-than through Hydra's ConfigStore because Hydra's own type errors span several lines and do not say
-which values are allowed.
+Hydra composes `conf/` on top of `defaults()` (registered by `hydra_plugins.actstudy_config`), so the
+files in `conf/` hold only what differs per option, and each option is one file. Objects a config names
+(model, dataset reader, optimiser, activation) are built from its `_target_`; the node's other keys are
+the target's own arguments, typed and checked against the target's signature. `parse_config` turns the
+composed config into a `RunConfig` or raises `ConfigError` with one line naming the key, the bad value
+and what is allowed: checked here rather than by OmegaConf's structured configs, whose errors span several
+lines, do not say which values are allowed, and cannot type a key as "int or float".
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
 
-INITS = ("default", "xavier", "kaiming", "nielsen")
-MODELS = ("cnn", "mlp")
-DATASETS = ("cifar10", "mnist", "shapes")
-OPTIMIZERS = ("sgd", "adam")
 RESUME_MODES = ("auto", "true", "false")
 PROGRESS_MODES = ("auto", "bar", "log", "none")
 DETERMINISTIC_MODES = ("auto", "true", "false")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")  # Lightning's names
-# Official training-set sizes (the readers serve exactly these); a validation split is carved from them.
-TRAIN_SET_SIZE = {"cifar10": 50_000, "mnist": 60_000}
-MAX_GENERATED = 200_000  # shapes images generated at most (about 600 MB as uint8, several GB while drawn)
+MAX_GENERATED = 200_000  # generated images at most (shapes: about 600 MB as uint8, several GB while drawn)
 MAX_DEPTH = 100  # plain nets this deep do not train at all, and building deeper ones takes minutes
 SEED_RANGE = (0, 2**32 - 1)  # what NumPy and Lightning's seed_everything accept (it re-draws others)
 # DDP only: the monitor reads each layer's whole gradient, which FSDP and DeepSpeed shard across ranks.
 STRATEGIES = ("auto", "ddp")
+ARGUMENTS = "arguments"  # the field that holds a `_target_` node's own arguments (its other keys)
 
 
 class ConfigError(ValueError):
@@ -42,35 +41,41 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """A classifier (conf/model/): `_target_` is built with the keys in `TARGET_GETS` plus its own."""
+
+    TARGET_GETS: ClassVar = ("input_shape", "num_classes", "depth", "make_activation", "width", "batch_norm")
+    _target_: str
     name: str
     width: int
-    init: str = "default"
-    batch_norm: bool = False
-    max_pools: int = 3
+    init: str = "default"  # a scheme of actstudy.models.init.SCHEMES
+    batch_norm: bool = False  # the control: plain nets are what the vanishing-gradient study is about
+    arguments: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
-        _choice("model", self.name, MODELS)
+        from actstudy.models.init import SCHEMES
+
         _at_least("model.width", self.width, 1)
-        _choice("model.init", self.init, INITS)
-        _at_least("model.max_pools", self.max_pools, 0)
+        _choice("model.init", self.init, tuple(SCHEMES))
 
 
 @dataclass(frozen=True)
 class DataConfig:
+    """A dataset (conf/data/): `_target_` reads it (given `data`, this config, if it takes one)."""
+
+    TARGET_GETS: ClassVar = ()
+    _target_: str
     name: str
-    batch_size: int
-    root: str | None = None
-    train_size: int | None = None
-    val_size: int = 0
-    test_size: int | None = None
-    generator_seed: int = 1234
-    crop_padding: int = 0
-    flip: bool = False
-    download: bool = True
-    verify_checksums: bool = True
+    batch_size: int  # the global batch, split evenly over the processes of a multi-device job
+    train_images: int | None = None  # the official training set's size; null: generated on the fly
+    train_size: int | None = None  # null: every training image left after the validation split
+    val_size: int = 0  # carved from the training set with generator_seed
+    test_size: int | None = None  # null: the whole test set
+    generator_seed: int = 1234  # seed of the train/val split (and of generated images)
+    crop_padding: int = 0  # random-crop augmentation padding, 0 = off
+    flip: bool = False  # random horizontal flip
+    arguments: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
-        _choice("data", self.name, DATASETS)
         _at_least("data.batch_size", self.batch_size, 1)
         _at_least("data.val_size", self.val_size, 0)
         _at_least("data.crop_padding", self.crop_padding, 0)
@@ -78,17 +83,24 @@ class DataConfig:
             value = getattr(self, key)
             if value is not None:
                 _at_least(f"data.{key}", value, 1)
-        if self.root is not None and Path(self.root).exists() and not Path(self.root).is_dir():
+        root = self.arguments.get("root")
+        if root is not None and Path(root).exists() and not Path(root).is_dir():
             raise ConfigError(
-                f"data.root={self.root}: is a file; give the folder that holds (or will hold) the data"
+                f"data.root={root}: is a file; give the folder that holds (or will hold) the data"
             )
-        available = TRAIN_SET_SIZE.get(self.name)
+        available = self.train_images
         if available is None:  # generated: train_size + val_size images are drawn
-            generated = (self.train_size or 0) + self.val_size
+            for key in ("train_size", "test_size"):
+                if getattr(self, key) is None:
+                    raise ConfigError(
+                        f"data.{key}=null: {self.name} images are generated; say how many "
+                        f"(e.g. data.{key}=1000)"
+                    )
+            generated = self.train_size + self.val_size
             if generated > MAX_GENERATED:
                 raise ConfigError(
                     f"data.train_size + data.val_size = {generated}: generating more than {MAX_GENERATED} "
-                    "shapes images needs several GB; use smaller sizes"
+                    f"{self.name} images needs several GB; use smaller sizes"
                 )
             remaining = self.train_size
         else:
@@ -103,7 +115,8 @@ class DataConfig:
                     f"data.train_size={self.train_size}: only {remaining} {self.name} training images remain "
                     f"after data.val_size={self.val_size}; use at most {remaining}"
                 )
-        if remaining is not None and remaining < self.batch_size:
+            remaining = self.train_size or remaining
+        if remaining < self.batch_size:
             raise ConfigError(
                 f"data.train_size={remaining}: smaller than one batch (data.batch_size={self.batch_size}), "
                 "so nothing would be trained; use more images or a smaller batch"
@@ -123,52 +136,60 @@ class DeadConfig:
 
 @dataclass(frozen=True)
 class ActivationConfig:
+    """An activation (conf/activation/): the torch module and what "saturated" or "dead" means for it."""
+
     name: str
-    module: dict[str, Any]
-    saturated: SaturationConfig | None = None
-    dead: DeadConfig | None = None
+    module: dict[str, Any]  # {_target_: torch.nn.X, its arguments}
+    saturated: SaturationConfig | None = None  # output < low or > high counts as saturated
+    dead: DeadConfig | None = None  # a unit whose output is <= max_output on the whole batch is dead
 
     def check(self) -> None:
         if "_target_" not in self.module:
             raise ConfigError(f"activation.module of '{self.name}' needs a _target_ such as torch.nn.ReLU")
+        arguments = {k: v for k, v in self.module.items() if k != "_target_"}
+        _target_arguments(self.module["_target_"], arguments, (), "activation.module.")
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
+    """A torch.optim optimiser (conf/optimizer/): `_target_` is built with the parameters and `lr`."""
+
+    TARGET_GETS: ClassVar = ("params", "lr")
+    _target_: str
     name: str
     lr: float
-    momentum: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
+    arguments: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
-        _choice("optimizer", self.name, OPTIMIZERS)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"optimizer.lr={self.lr}: must be a positive number (e.g. optimizer.lr=0.1)")
-        if not 0 <= self.momentum < 1:
+        momentum = self.arguments.get("momentum", 0.0)
+        if not 0 <= momentum < 1:
             raise ConfigError(
-                f"optimizer.momentum={self.momentum}: must be in [0, 1) (0.9 is usual; 0: plain SGD)"
+                f"optimizer.momentum={momentum}: must be in [0, 1) (0.9 is usual; 0: plain SGD)"
             )
-        _at_least("optimizer.weight_decay", self.weight_decay, 0.0)
+        _at_least("optimizer.weight_decay", self.arguments.get("weight_decay", 0.0), 0.0)
 
 
 @dataclass(frozen=True)
 class TrainerConfig:
+    """The arguments of lightning.Trainer that a study changes, plus how progress is shown."""
+
     max_epochs: int = 5
-    accelerator: str = "auto"
-    devices: int = 1
+    accelerator: str = "auto"  # auto | cpu | gpu
+    devices: int = 1  # processes per node, one per device (DDP when devices x num_nodes > 1)
     num_nodes: int = 1
-    strategy: str = "auto"
-    ddp_timeout_s: float = 120.0
-    precision: str = "32-true"
-    limit_train_batches: int | float = 1.0
+    strategy: str = "auto"  # auto | ddp: several devices always train with DDP
+    ddp_timeout_s: float = 120.0  # a collective waiting longer fails the job (a hung rank)
+    precision: str = "32-true"  # bf16-mixed on GPUs
+    limit_train_batches: int | float = 1.0  # float = fraction, int = number of batches
     limit_val_batches: int | float = 1.0
     limit_test_batches: int | float = 1.0
-    log_every_n_steps: int = 10
-    deterministic: str = "auto"
+    log_every_n_steps: int = 10  # train/loss and train/acc
+    deterministic: str = "auto"  # auto: true on CPU (bit-for-bit repeatable), false on GPU
     gradient_clip_val: float | None = None
-    progress: str = "auto"
-    checkpoint_every_n_steps: int | None = None
+    progress: str = "auto"  # auto: a bar in a terminal, plain log lines otherwise | bar | log | none
+    checkpoint_every_n_steps: int | None = None  # extra mid-epoch checkpoints (last.ckpt: every epoch)
 
     def check(self) -> None:
         _at_least("trainer.max_epochs", self.max_epochs, 1)
@@ -194,9 +215,11 @@ class TrainerConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    uri: str | None = None
+    """MLflow: where runs go."""
+
+    uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else the SQLite store mlruns/mlflow.db
     experiment: str = "actstudy"
-    log_checkpoint: bool = False
+    log_checkpoint: bool = False  # upload the final weights as an artifact (the path is always a tag)
 
     def check(self) -> None:
         if not self.experiment.strip():
@@ -205,9 +228,11 @@ class TrackingConfig:
 
 @dataclass(frozen=True)
 class MonitorConfig:
+    """The gradient-flow and activation monitor (per hidden layer); step 0 is always recorded."""
+
     enabled: bool = True
     every_n_steps: int = 50
-    activations: bool = True
+    activations: bool = True  # forward hooks for act/* statistics (only on monitored steps)
 
     def check(self) -> None:
         _at_least("monitor.every_n_steps", self.every_n_steps, 1)
@@ -215,6 +240,8 @@ class MonitorConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """A whole job's config: the groups of conf/ and the top-level keys."""
+
     model: ModelConfig
     data: DataConfig
     activation: ActivationConfig
@@ -222,8 +249,9 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
-    depth: int = 4
+    depth: int = 4  # hidden blocks (CNN conv blocks / MLP hidden layers)
     seed: int = 0
+    # auto: continue the job's unfinished run, keep a finished one; true: require one to continue; false: new
     resume: str = "auto"
 
     def check(self) -> None:
@@ -266,6 +294,20 @@ def parse_config(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     return _build(RunConfig, cfg, "")
 
 
+def defaults(cls: type = RunConfig) -> dict[str, Any]:
+    """Return every key that has a default in the schema, with its default: the base `conf/` builds on."""
+    hints = typing.get_type_hints(cls)
+    tree = {}
+    for f in dataclasses.fields(cls):
+        if f.name == ARGUMENTS:
+            continue
+        if f.default is not dataclasses.MISSING:
+            tree[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING or dataclasses.is_dataclass(hints[f.name]):
+            tree[f.name] = defaults(hints[f.name])
+    return tree
+
+
 def run_name(activation: str, depth: Any, seed: Any, varying: list[str] = ()) -> str:
     """Return the run name `<activation>-d<depth>-s<seed>[_<key=value of the other keys the sweep varies>]`.
 
@@ -279,25 +321,61 @@ def _build(cls: type, node: Any, prefix: str) -> Any:
     if not isinstance(node, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {node!r}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(node) - names)
-    if unknown:
+    names = {f.name for f in dataclasses.fields(cls)} - {ARGUMENTS}
+    extra = {k: v for k, v in node.items() if k not in names}
+    if extra and ARGUMENTS not in hints:
+        unknown = sorted(extra)[0]
         raise ConfigError(
-            f"unknown key '{prefix}{unknown[0]}'; known keys under '{prefix.rstrip('.') or 'config'}': "
+            f"unknown key '{prefix}{unknown}'; known keys under '{prefix.rstrip('.') or 'config'}': "
             + ", ".join(sorted(names))
         )
     values = {}
     for f in dataclasses.fields(cls):
         key = prefix + f.name
-        if f.name not in node:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"missing key '{key}'")
-            continue
-        values[f.name] = _convert(hints[f.name], node[f.name], key)
+        if f.name == ARGUMENTS:
+            values[f.name] = _target_arguments(node.get("_target_"), extra, cls.TARGET_GETS, prefix)
+        elif f.name in node:
+            values[f.name] = _convert(hints[f.name], node[f.name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing key '{key}'")
     obj = cls(**values)
     if hasattr(obj, "check"):
         obj.check()
     return obj
+
+
+def _target_arguments(target: Any, arguments: dict[str, Any], given: tuple[str, ...], prefix: str) -> dict:
+    """Return `arguments` typed by `target`'s signature; raise ConfigError for an unknown or ill-typed one.
+
+    `given` are the parameters the harness passes itself: the target must take them, the file must not.
+    """
+    from hydra.utils import get_object  # imports the target's module (torch for most): after cheap checks
+
+    try:
+        built = get_object(str(target))
+    except Exception as exc:  # ImportError, AttributeError, ValueError: the first line says which
+        raise ConfigError(
+            f"{prefix}_target_={target}: cannot be imported ({str(exc).splitlines()[0]}); name a class or "
+            "function, e.g. torch.optim.SGD"
+        ) from None
+    parameters = inspect.signature(built).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for name in given:
+        if name not in parameters and not takes_any:
+            raise ConfigError(f"{prefix}_target_={target}: does not take '{name}', which actstudy passes")
+    try:
+        hints = typing.get_type_hints(built.__init__ if isinstance(built, type) else built)
+    except Exception:  # an annotation that does not resolve: leave the values untyped
+        hints = {}
+    own = [
+        n for n, p in parameters.items() if n not in given and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    typed = {}
+    for key, value in arguments.items():
+        if key not in own and not takes_any:
+            raise ConfigError(f"unknown key '{prefix}{key}'; {target} takes: {', '.join(own)}")
+        typed[key] = _convert(hints.get(key, Any), value, prefix + key)
+    return typed
 
 
 def _convert(tp: Any, value: Any, key: str) -> Any:

@@ -7,6 +7,7 @@ import math
 
 import lightning as L
 import torch
+from hydra.utils import get_object
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchmetrics import MeanMetric
@@ -114,6 +115,4 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         o = self.optimizer_cfg
-        if o.name == "adam":
-            return torch.optim.Adam(self.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-        return torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        return get_object(o._target_)(self.parameters(), lr=o.lr, **o.arguments)

@@ -30,7 +30,6 @@ from actstudy.sweep import SweepInfo, mark_sweep_interrupted
 log = logging.getLogger("actstudy")
 USER_ERRORS = (ConfigError, DatasetUnavailable, TrackingUnavailable)
 
-identity.register_resolvers()
 _NOISE = ("💡 Tip", "was configured so 100% of the batches")
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: not any(text in record.getMessage() for text in _NOISE)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from pathlib import Path
 
 import lightning as L
 import torch
+from hydra.utils import get_object
 from torch import Tensor
 
 from actstudy.config import ConfigError, DataConfig
 from actstudy.data.raw import RawSplits
 from actstudy.data.tensor_loader import TensorLoader
-from actstudy.paths import default_data_root
 
 
 @dataclass
@@ -37,20 +37,13 @@ class ImageSplits:
 
 
 def read_raw(data: DataConfig) -> RawSplits:
-    """Return the official train/test split of the configured dataset, reading or generating it."""
-    if data.name == "shapes":
-        from actstudy.data.shapes import read_shapes
+    """Return the official train/test split of the configured dataset, from the reader its `_target_` names.
 
-        train_size = (data.train_size or 8000) + data.val_size
-        return read_shapes(train_size, data.test_size or 1000, data.generator_seed)
-    root = Path(data.root) if data.root else default_data_root()
-    if data.name == "cifar10":
-        from actstudy.data.cifar10 import read_cifar10
-
-        return read_cifar10(root, download=data.download, verify_checksums=data.verify_checksums)
-    from actstudy.data.mnist import read_mnist
-
-    return read_mnist(root, download=data.download, verify_checksums=data.verify_checksums)
+    The reader gets the file's own arguments (e.g. root, download) and, if it takes one, `data` itself.
+    """
+    reader = get_object(data._target_)
+    given = {"data": data} if "data" in inspect.signature(reader).parameters else {}
+    return reader(**given, **data.arguments)
 
 
 def split(raw: RawSplits, data: DataConfig) -> ImageSplits:

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor
 
+from actstudy.config import DataConfig
 from actstudy.data.raw import RawSplits
 
 CLASSES = ("disk", "square", "triangle", "ring", "plus", "diamond", "frame", "ellipse", "half-disk", "x")
@@ -69,3 +70,8 @@ def read_shapes(train_size: int, test_size: int, seed: int) -> RawSplits:
     train_x, train_y = generate_shapes(train_size, seed)
     test_x, test_y = generate_shapes(test_size, seed + 1)
     return RawSplits(train_x, train_y, test_x, test_y)
+
+
+def read(data: DataConfig) -> RawSplits:
+    """Return the `shapes` splits `data` asks for (conf/data/shapes.yaml's `_target_`)."""
+    return read_shapes(data.train_size + data.val_size, data.test_size, data.generator_seed)

@@ -21,15 +21,16 @@ class CNN(nn.Module):
 
     def __init__(
         self,
-        in_channels: int,
+        input_shape: tuple[int, int, int],
         num_classes: int,
         depth: int,
-        width: int,
         make_activation: Callable[[], nn.Module],
-        batch_norm: bool = False,
-        max_pools: int = 3,
+        width: int,
+        batch_norm: bool,
+        max_pools: int,
     ):
         super().__init__()
+        in_channels = input_shape[0]
         pools = pool_positions(depth, max_pools)
         blocks = []
         for i in range(depth):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from torch import Tensor, nn
@@ -14,14 +15,15 @@ class MLP(nn.Module):
 
     def __init__(
         self,
-        in_features: int,
+        input_shape: tuple[int, int, int],
         num_classes: int,
         depth: int,
-        width: int,
         make_activation: Callable[[], nn.Module],
-        batch_norm: bool = False,
+        width: int,
+        batch_norm: bool,
     ):
         super().__init__()
+        in_features = math.prod(input_shape)
         self.blocks = nn.ModuleList(
             HiddenBlock(
                 nn.Linear(in_features if i == 0 else width, width, bias=not batch_norm),
