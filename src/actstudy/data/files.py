@@ -1,4 +1,5 @@
-"""What the dataset readers share: the tensor cache, md5 checks, validation and the missing-data message.
+"""What the dataset readers share: the tensor cache, downloads and md5 checks (torchvision's public helpers,
+imported only when needed: importing torchvision takes seconds), validation and the missing-data message.
 
 The cache `root/actstudy-cache/<name>.pt` holds a dataset's `RawSplits` as plain tensors, so the second
 run skips parsing. It is written to a temporary file and moved into place with `os.replace`, so a
@@ -12,7 +13,6 @@ import warnings
 from pathlib import Path
 
 import torch
-from torchvision.datasets.utils import check_integrity
 
 from actstudy.data.raw import DatasetUnavailable, RawSplits
 
@@ -24,22 +24,24 @@ def cache_path(root: Path, name: str) -> Path:
     return root / CACHE_DIR / f"{name}.pt"
 
 
-def load_cache(path: Path, image_shape: tuple[int, int, int], num_classes: int) -> RawSplits | None:
-    """Return the cached splits, or None when there is no cache or it is unreadable (then it is rebuilt)."""
+def load_cache(root: Path, name: str, shape: tuple[int, int, int], num_classes: int) -> RawSplits | None:
+    """Return dataset `name`'s cached splits, or None when there is no cache or it is unreadable (rebuilt)."""
+    path = cache_path(root, name)
     if not path.is_file():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         raw = RawSplits(**{key: state[key] for key in RawSplits._fields})
-        check_splits(raw, image_shape, num_classes, str(path))
+        check_splits(raw, shape, num_classes, str(path))
     except Exception as err:  # any broken cache is rebuilt from the raw files
         warnings.warn(f"ignoring unreadable dataset cache {path}: {one_line(err)}", stacklevel=2)
         return None
     return raw
 
 
-def save_cache(path: Path, raw: RawSplits) -> None:
-    """Write the splits to `path` atomically (temporary file, then `os.replace`); warn if it cannot."""
+def save_cache(root: Path, name: str, raw: RawSplits) -> None:
+    """Write the splits to dataset `name`'s cache atomically (temporary file, then `os.replace`), or warn."""
+    path = cache_path(root, name)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,8 +52,31 @@ def save_cache(path: Path, raw: RawSplits) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def download(urls: list[str], path: Path, md5: str | None) -> None:
+    """Download `path` from the first of `urls` that works, md5-checked if given; return None.
+
+    Raises the last URL's error: OSError (URLError is one), or RuntimeError for a bad md5. The file is
+    written under a private name, then renamed into place, so no run ever sees a partial one.
+    """
+    from torchvision.datasets.utils import download_url
+
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    for i, url in enumerate(urls, start=1):
+        try:
+            download_url(url, str(path.parent), part.name, md5)
+            os.replace(part, path)
+            return
+        except (OSError, RuntimeError):
+            if i == len(urls):
+                raise
+        finally:
+            part.unlink(missing_ok=True)
+
+
 def check_md5(path: Path, md5: str) -> None:
     """Return None if `path` has the official md5; raise `DatasetUnavailable` naming the file otherwise."""
+    from torchvision.datasets.utils import check_integrity
+
     if not check_integrity(str(path), md5):
         raise DatasetUnavailable(
             f"checksum mismatch: {path} is not the official file (md5 should be {md5}); it is truncated or "
@@ -69,7 +94,8 @@ def check_splits(raw: RawSplits, image_shape: tuple[int, int, int], num_classes:
             )
         if y.dtype != torch.int64 or y.shape != (len(x),):
             raise DatasetUnavailable(
-                f"bad format in {where}: {len(x)} {split} images but labels are {y.dtype} {tuple(y.shape)}"
+                f"bad format in {where}: {split} images {tuple(x.shape)} with {y.numel()} labels "
+                f"({y.dtype} {tuple(y.shape)}), expected {len(x)} int64 labels"
             )
         if int(y.min()) < 0 or int(y.max()) >= num_classes:
             raise DatasetUnavailable(

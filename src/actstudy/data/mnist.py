@@ -1,4 +1,4 @@
-"""MNIST from the official IDX files (gzipped or not), downloaded with torchvision's mirrors and checksums.
+"""MNIST from the official IDX files (gzipped or not), downloaded from the mirrors torchvision uses.
 
 Reading order: the tensor cache, else the four IDX files in `root/MNIST/raw/` (torchvision's layout) or
 directly in `root/`, else a download into `root/MNIST/raw/`. The md5s are those of the `.gz` files, so a
@@ -8,58 +8,61 @@ folder holding only uncompressed files is checked by format and image counts alo
 from __future__ import annotations
 
 import gzip
-import os
 import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets import MNIST
-from torchvision.datasets.utils import download_url
 
 from actstudy.data import files
 from actstudy.data.raw import DatasetUnavailable, RawSplits
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
-FILES = {  # RawSplits field -> IDX file name without .gz
-    "train_x": "train-images-idx3-ubyte",
-    "train_y": "train-labels-idx1-ubyte",
-    "test_x": "t10k-images-idx3-ubyte",
-    "test_y": "t10k-labels-idx1-ubyte",
+MIRRORS = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"]
+FILES = {  # RawSplits field -> (IDX file name without .gz, md5 of the official .gz)
+    "train_x": ("train-images-idx3-ubyte", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+    "train_y": ("train-labels-idx1-ubyte", "d53e105ee54ea40749a09fcbcd1e9432"),
+    "test_x": ("t10k-images-idx3-ubyte", "9fb629c4189551a2d022fa330f9573f3"),
+    "test_y": ("t10k-labels-idx1-ubyte", "ec29112dd5afa0611ce80d1b7f02629c"),
 }
 OFFICIAL_COUNTS = {"train": 60_000, "test": 10_000}
-SOURCE = MNIST.mirrors[0]
 
 
 def read_mnist(root: Path, download: bool, verify_checksums: bool) -> RawSplits:
     """Return MNIST's 60,000 train and 10,000 test images (uint8 N x 1 x 28 x 28) with int64 labels."""
     root = Path(root)
-    cache = files.cache_path(root, "mnist")
-    raw = files.load_cache(cache, IMAGE_SHAPE, NUM_CLASSES)
+    raw = files.load_cache(root, "mnist", IMAGE_SHAPE, NUM_CLASSES)
     if raw is not None:
         return raw
     raw_dir = root / "MNIST" / "raw"
-    folder = next((d for d in (raw_dir, root) if all(_path(d, n).is_file() for n in FILES.values())), None)
+    folder = next((d for d in (raw_dir, root) if all(_path(d, n).is_file() for n, _ in FILES.values())), None)
     if folder is None:
         if not download:
             raise _missing(root, "download=false")
         _download(root, raw_dir, verify_checksums)
         folder = raw_dir
     arrays = {}
-    for key, name in FILES.items():
+    for key, (name, md5) in FILES.items():
         path = _path(folder, name)
         if verify_checksums and path.suffix == ".gz":
-            files.check_md5(path, dict(MNIST.resources)[path.name])
-        arrays[key] = _read_idx(path, ndim=3 if key.endswith("_x") else 1)
-    raw = _to_splits(arrays, folder, verify_checksums)
-    files.save_cache(cache, raw)
+            files.check_md5(path, md5)
+        data = torch.from_numpy(_read_idx(path, ndim=3 if key.endswith("_x") else 1))
+        arrays[key] = data.unsqueeze(1) if key.endswith("_x") else data.long()
+    raw = RawSplits(**arrays)
+    files.check_splits(raw, IMAGE_SHAPE, NUM_CLASSES, str(folder))
+    for split, images in (("train", raw.train_x), ("test", raw.test_x)):
+        if verify_checksums and len(images) != OFFICIAL_COUNTS[split]:  # the md5s vouch for .gz files only
+            raise DatasetUnavailable(
+                f"bad format in {folder}: {len(images)} {split} images, official: {OFFICIAL_COUNTS[split]:,}"
+            )
+    files.save_cache(root, "mnist", raw)
     return raw
 
 
 def _missing(root: Path, reason: str) -> DatasetUnavailable:
-    names = ", ".join(f"{name}.gz" for name in FILES.values())
-    return files.unavailable("MNIST", root / "MNIST" / "raw", names, SOURCE, reason)
+    names = ", ".join(f"{name}.gz" for name, _ in FILES.values())
+    return files.unavailable("MNIST", root / "MNIST" / "raw", names, MIRRORS[0], reason)
 
 
 def _path(folder: Path, name: str) -> Path:
@@ -69,24 +72,14 @@ def _path(folder: Path, name: str) -> Path:
 
 
 def _download(root: Path, raw_dir: Path, verify_checksums: bool) -> None:
-    """Download the missing `.gz` files over torchvision's mirrors; each appears in place in one rename."""
-    for filename, md5 in MNIST.resources:
-        target = raw_dir / filename
-        if _path(raw_dir, filename.removesuffix(".gz")).is_file():
-            continue
-        part = raw_dir / f".{filename}.{os.getpid()}.part"
-        errors = []
-        for mirror in MNIST.mirrors:
+    """Download the missing `.gz` files into `raw_dir`, trying each mirror in turn."""
+    for name, md5 in FILES.values():
+        if not _path(raw_dir, name).is_file():
+            urls = [f"{mirror}{name}.gz" for mirror in MIRRORS]
             try:
-                download_url(mirror + filename, str(raw_dir), part.name, md5 if verify_checksums else None)
-                os.replace(part, target)
-                break
-            except (OSError, RuntimeError) as err:  # URLError is an OSError; a bad md5 is a RuntimeError
-                errors.append(files.one_line(err))
-            finally:
-                part.unlink(missing_ok=True)
-        else:
-            raise _missing(root, f"download=true but the download failed: {errors[-1]}")
+                files.download(urls, raw_dir / f"{name}.gz", md5 if verify_checksums else None)
+            except (OSError, RuntimeError) as err:
+                raise _missing(root, f"download=true but the download failed: {files.one_line(err)}") from err
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -108,25 +101,3 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
             f"bad format in {path}: dims {dims} need {header + size} bytes, it has {len(data)} (truncated?)"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()
-
-
-def _to_splits(arrays: dict[str, np.ndarray], folder: Path, verify_checksums: bool) -> RawSplits:
-    """Return the arrays as `RawSplits` after checking image size, label counts and (if verifying) totals."""
-    for split in ("train", "test"):
-        x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
-        if x.shape[1:] != IMAGE_SHAPE[1:] or len(x) != len(y):
-            raise DatasetUnavailable(
-                f"bad format in {folder}: {split} images {x.shape} with {len(y)} labels, need (N, 28, 28), N"
-            )
-        if verify_checksums and len(x) != OFFICIAL_COUNTS[split]:
-            raise DatasetUnavailable(
-                f"bad format in {folder}: {len(x)} {split} images, official: {OFFICIAL_COUNTS[split]:,}"
-            )
-    raw = RawSplits(
-        torch.from_numpy(arrays["train_x"]).unsqueeze(1),
-        torch.from_numpy(arrays["train_y"]).long(),
-        torch.from_numpy(arrays["test_x"]).unsqueeze(1),
-        torch.from_numpy(arrays["test_y"]).long(),
-    )
-    files.check_splits(raw, IMAGE_SHAPE, NUM_CLASSES, str(folder))
-    return raw
