@@ -17,6 +17,7 @@ from actstudy.data import cifar10
 from actstudy.data.cifar10 import read_cifar10
 from actstudy.data.datamodule import load_splits, read_raw, split
 from actstudy.data.raw import DatasetUnavailable
+from tests.monitor_helpers import config
 
 CACHE = Path("actstudy-cache") / "cifar10.pt"
 
@@ -162,15 +163,9 @@ def test_pickle_naming_other_code_is_refused(tmp_path: Path) -> None:
 
 
 def _config(root: Path | None, **overrides) -> DataConfig:
-    values = {
-        "name": "cifar10",
-        "batch_size": 8,
-        "root": root and str(root),
-        "val_size": 30,
-        "download": False,
-    }
-    values["verify_checksums"] = False
-    return DataConfig(**(values | overrides))
+    values = {"root": root or "null", "batch_size": 8, "val_size": 30, "download": False}
+    values |= {"verify_checksums": False} | overrides
+    return config("data=cifar10", *(f"data.{k}={v}" for k, v in values.items())).data
 
 
 def _keys(images: torch.Tensor) -> set[bytes]:

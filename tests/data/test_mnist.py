@@ -11,11 +11,11 @@ import pytest
 import torch
 from fake_datasets import idx_bytes, write_mnist
 
-from actstudy.config import DataConfig
 from actstudy.data import mnist
 from actstudy.data.datamodule import load_splits
 from actstudy.data.mnist import read_mnist
 from actstudy.data.raw import DatasetUnavailable
+from tests.monitor_helpers import config as compose_config
 
 CACHE = Path("actstudy-cache") / "mnist.pt"
 
@@ -127,7 +127,8 @@ def test_label_count_and_range_are_checked(tmp_path: Path) -> None:
 
 def test_splits_through_the_config(tmp_path: Path) -> None:
     write_mnist(tmp_path / "MNIST" / "raw")
-    config = DataConfig(name="mnist", batch_size=4, root=str(tmp_path), val_size=5, verify_checksums=False)
+    overrides = [f"data.root={tmp_path}", "data.val_size=5", "data.verify_checksums=false"]
+    config = compose_config("data=mnist", "data.batch_size=4", *overrides).data
     splits = load_splits(config)
     assert splits.input_shape == (1, 28, 28) and len(splits.train_y) == 25 and len(splits.val_y) == 5
     assert torch.equal(load_splits(config).val_x, splits.val_x)

@@ -21,6 +21,7 @@ import torch
 
 from actstudy.data import files
 from actstudy.data.raw import DatasetUnavailable, RawSplits
+from actstudy.paths import default_data_root
 
 IMAGE_SHAPE = (3, 32, 32)
 NUM_CLASSES = 10
@@ -46,9 +47,9 @@ _ALLOWED_GLOBALS = {
 }
 
 
-def read_cifar10(root: Path, download: bool, verify_checksums: bool) -> RawSplits:
+def read_cifar10(root: str | Path | None, download: bool, verify_checksums: bool) -> RawSplits:
     """Return CIFAR-10's 50,000 train and 10,000 test images (uint8 N x 3 x 32 x 32) with int64 labels."""
-    root = Path(root)
+    root = Path(root) if root is not None else default_data_root()
     raw = files.load_cache(root, "cifar10", IMAGE_SHAPE, NUM_CLASSES)
     if raw is not None:
         return raw

@@ -16,6 +16,7 @@ import torch
 
 from actstudy.data import files
 from actstudy.data.raw import DatasetUnavailable, RawSplits
+from actstudy.paths import default_data_root
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
@@ -29,9 +30,9 @@ FILES = {  # RawSplits field -> (IDX file name without .gz, md5 of the official 
 OFFICIAL_COUNTS = {"train": 60_000, "test": 10_000}
 
 
-def read_mnist(root: Path, download: bool, verify_checksums: bool) -> RawSplits:
+def read_mnist(root: str | Path | None, download: bool, verify_checksums: bool) -> RawSplits:
     """Return MNIST's 60,000 train and 10,000 test images (uint8 N x 1 x 28 x 28) with int64 labels."""
-    root = Path(root)
+    root = Path(root) if root is not None else default_data_root()
     raw = files.load_cache(root, "mnist", IMAGE_SHAPE, NUM_CLASSES)
     if raw is not None:
         return raw
