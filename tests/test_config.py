@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -53,11 +54,86 @@ def test_nielsen_init_draws_biases_from_a_unit_normal():
     assert 0.85 < bias.std().item() < 1.15
 
 
-@pytest.mark.parametrize("data", ["cifar10", "mnist", "shapes"])
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("data", options("data"))
+@pytest.mark.parametrize("optimizer", options("optimizer"))
 def test_data_and_optimizer_options_compose(data, optimizer):
     cfg = config(f"data={data}", f"optimizer={optimizer}")
     assert cfg.data.name == data and cfg.optimizer.name == optimizer
+
+
+@pytest.mark.parametrize("optimizer", options("optimizer"))
+def test_each_optimizer_file_builds_its_target_with_its_own_arguments(optimizer):
+    from omegaconf import OmegaConf
+
+    from actstudy.module import ClassifierModule
+
+    cfg = config(f"optimizer={optimizer}", "data=shapes", "depth=1")
+    built = ClassifierModule(build_model(cfg, (3, 32, 32), 10), cfg.optimizer, 10).configure_optimizers()
+    written = OmegaConf.load(CONF_DIR / "optimizer" / f"{optimizer}.yaml")
+    assert f"{type(built).__module__}.{type(built).__name__}".endswith(written._target_.rsplit(".", 1)[-1])
+    group = built.param_groups[0]
+    for key, value in written.items():
+        if key not in ("_target_", "name"):
+            assert group[key] == (tuple(value) if key == "betas" else value), key
+
+
+def test_the_new_one_file_options_change_what_is_built():
+    nesterov = config("optimizer=sgd_nesterov", "data=shapes", "depth=1")
+    assert nesterov.optimizer.arguments == {"momentum": 0.9, "nesterov": True, "weight_decay": 0.0}
+    mish = build_model(config("activation=mish", "data=shapes", "depth=2"), (3, 32, 32), 10)
+    assert all(isinstance(block.act, torch.nn.Mish) for block in mish.blocks)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["optimizer=sgd_nesterov", "optimizer.nesterov=maybe"], "optimizer.nesterov='maybe': must be true "
+         "or false"),
+        (["optimizer=adam", "optimizer.betas=[0.9]"], "optimizer.betas=[0.9]: must be a list of 2 numbers"),
+        (["activation=leaky_relu", "activation.module.negative_slope=abc"], "activation.module."
+         "negative_slope='abc': must be a number"),
+        (["optimizer._target_=torch.optim.Nope"], "optimizer._target_=torch.optim.Nope: cannot be imported "
+         "(module 'torch.optim' has no attribute 'Nope'); name a class or function, e.g. torch.optim.SGD"),
+        (["model._target_=torch.nn.Linear"], "model._target_=torch.nn.Linear: does not take 'input_shape', "
+         "which actstudy passes"),
+    ],
+)  # fmt: skip
+def test_a_targets_own_keys_are_typed_and_checked_by_its_signature(overrides, expected):
+    with pytest.raises(ConfigError) as error:
+        config("data=shapes", *overrides)
+    assert str(error.value) == expected
+
+
+def test_a_key_the_target_does_not_take_is_named_with_what_it_takes():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from actstudy.config import parse_config
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        composed = OmegaConf.to_container(compose("config", overrides=["data=shapes"]))
+    composed["optimizer"]["nesterow"] = True  # a typo in an option file
+    with pytest.raises(ConfigError) as error:
+        parse_config(composed)
+    assert str(error.value) == (
+        "unknown key 'optimizer.nesterow'; torch.optim.SGD takes: momentum, dampening, weight_decay, "
+        "nesterov, maximize, foreach, differentiable, fused"
+    )
+
+
+def test_every_default_is_stated_once_in_the_schema():
+    from omegaconf import OmegaConf
+
+    from actstudy.config import TrainerConfig, defaults
+
+    assert defaults()["trainer"] == dataclasses.asdict(TrainerConfig())
+    assert config("data=shapes").trainer == TrainerConfig()
+    assert not any((CONF_DIR / group).exists() for group in ("trainer", "tracking", "monitor"))
+    base = defaults()
+    for group in ("model", "data", "activation", "optimizer"):
+        for option in options(group):
+            written = OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{option}.yaml"))
+            assert not [k for k, v in written.items() if k in base[group] and base[group][k] == v], option
 
 
 def test_batch_norm_control_and_depth_one():

@@ -12,6 +12,7 @@ lines, do not say which values are allowed, and cannot type a key as "int or flo
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import math
 import types
@@ -349,14 +350,13 @@ def _target_arguments(target: Any, arguments: dict[str, Any], given: tuple[str, 
 
     `given` are the parameters the harness passes itself: the target must take them, the file must not.
     """
-    from hydra.utils import get_object  # imports the target's module (torch for most): after cheap checks
-
-    try:
-        built = get_object(str(target))
-    except Exception as exc:  # ImportError, AttributeError, ValueError: the first line says which
+    module, _, name = str(target).rpartition(".")
+    try:  # imports the target's module (torch for most), so it comes after the cheap checks
+        built = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(
-            f"{prefix}_target_={target}: cannot be imported ({str(exc).splitlines()[0]}); name a class or "
-            "function, e.g. torch.optim.SGD"
+            f"{prefix}_target_={target}: cannot be imported ({exc}); name a class or function, "
+            "e.g. torch.optim.SGD"
         ) from None
     parameters = inspect.signature(built).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
