@@ -14,6 +14,7 @@ VAL_LOSS = "val/loss"
 VAL_ACC = "val/acc"
 TEST_LOSS = "test/loss"
 TEST_ACC = "test/acc"
+SPLIT_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC)  # mean loss and accuracy
 
 # Per-layer families of the gradient-flow monitor.
 GRAD_WEIGHT_L2 = "grad/weight_l2"
