@@ -10,6 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from actstudy.data.shapes import read_shapes
+from actstudy.metric_names import ACT_DEAD, GRAD_FIRST_TO_LAST, GRAD_WEIGHT_RMS, layer_key, parse_layer_key
 from actstudy.monitor import activation_stats
 from tests.monitor_helpers import config, train_steps
 
@@ -130,3 +131,10 @@ def test_logs_only_on_monitored_steps_and_step_zero(shapes_batch):
     expected = {f"{m}/l{i:02d}" for m in ("grad/weight_l2", "grad/weight_rms", "grad/bias_l2",
                 "grad/update_ratio", "act/mean", "act/std", "act/saturated") for i in (1, 2)}  # fmt: skip
     assert set(logger.points[2]) == expected | {"grad/first_to_last"}
+
+
+def test_layer_keys_are_one_based_two_digits():
+    assert layer_key(ACT_DEAD, 1) == "act/dead/l01"
+    assert layer_key(GRAD_WEIGHT_RMS, 12) == "grad/weight_rms/l12"
+    assert parse_layer_key("grad/weight_rms/l03") == (GRAD_WEIGHT_RMS, 3)
+    assert parse_layer_key(GRAD_FIRST_TO_LAST) is None

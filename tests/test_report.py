@@ -415,3 +415,24 @@ def test_activation_derivatives() -> None:
     assert ds.max() == pytest.approx(0.25)
     assert dt.max() == pytest.approx(1.0)
     assert set(dr[x < 0]) == {0.0} and set(dr[x > 0]) == {1.0}
+
+
+def test_activations_come_from_the_config_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """conf/activation/*.yaml is the list: module parameters come through; a new file needs no edit."""
+    import actstudy.report.activation_plot as plot
+
+    x, _, d_leaky = plot.function_and_derivative("leaky_relu")
+    assert set(d_leaky[x < 0]) == {0.01}  # negative_slope from conf/activation/leaky_relu.yaml
+    (tmp_path / "activation").mkdir()
+    (tmp_path / "activation" / "hardtanh.yaml").write_text(
+        "name: hardtanh\nmodule: {_target_: torch.nn.Hardtanh, min_val: -2.0}\nsaturated: null\ndead: null\n"
+    )
+    monkeypatch.setattr(plot, "CONF_DIR", tmp_path)
+    plot._module_configs.cache_clear()
+    try:
+        assert plot.known_activations() == ["hardtanh"]
+        _, y, _ = plot.function_and_derivative("hardtanh")
+        assert (y.min(), y.max()) == (-2.0, 1.0)
+        _read_png(plot.activation_figure(["hardtanh", "unknown"], tmp_path / "activations.png").path)
+    finally:
+        plot._module_configs.cache_clear()

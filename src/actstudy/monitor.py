@@ -4,8 +4,7 @@ Works with any LightningModule that has `hidden_layers() -> [(weight layer, acti
 ordered from the input. On a monitored step s (s = 0, N, 2N, ... of the optimiser's global step) it
 records, for the batch that produces update s:
 
-- `grad/weight_l2/lNN`, `grad/weight_rms/lNN`, `grad/bias_l2/lNN`: norms of the gradients, one fused
-  `torch._foreach_norm` over all hidden parameters;
+- `grad/weight_l2/lNN`, `grad/weight_rms/lNN`, `grad/bias_l2/lNN`: norms of the gradients;
 - `grad/update_ratio/lNN`: ||w_after - w_before|| / ||w_before|| of that optimiser step;
 - `grad/first_to_last`: weight_rms of layer 1 / weight_rms of the last hidden layer;
 - `act/mean`, `act/std`, `act/saturated`, `act/dead` of each activation's output (forward hooks that
@@ -30,12 +29,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from actstudy import metric_names as mn
 from actstudy.config import ActivationConfig
 
-
-def layer_key(index: int) -> str:
-    """Return the metric suffix of hidden layer `index` (0-based): 'l01' for the first."""
-    return f"l{index + 1:02d}"
+#: The families of `activation_stats`, in its order. NaN values (undefined for the activation) are not logged.
+ACT_FAMILIES = (mn.ACT_MEAN, mn.ACT_STD, mn.ACT_SATURATED, mn.ACT_DEAD)
 
 
 def activation_stats(y: Tensor, activation: ActivationConfig) -> list[Tensor]:
@@ -55,6 +53,11 @@ def activation_stats(y: Tensor, activation: ActivationConfig) -> list[Tensor]:
     else:
         dead = nan
     return [y.mean(), y.std(), saturated, dead]
+
+
+def _norms(tensors: list[Tensor]) -> Tensor:
+    """Return the L2 norm of each tensor as one 1-d tensor, on the tensors' device (no host sync)."""
+    return torch.stack([torch.linalg.vector_norm(t) for t in tensors])
 
 
 class GradientFlowMonitor(L.Callback):
@@ -105,11 +108,11 @@ class GradientFlowMonitor(L.Callback):
         biases = [layer.bias for layer, _ in layers if layer.bias is not None]
         grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
         grads += [b.grad if b.grad is not None else torch.zeros_like(b) for b in biases]
-        norms = torch._foreach_norm(grads)
-        weight_l2 = torch.stack(norms[: len(weights)])
+        norms = _norms(grads)
+        weight_l2 = norms[: len(weights)]
         sizes = torch.tensor([w.numel() for w in weights], device=weight_l2.device, dtype=weight_l2.dtype)
         weight_rms = weight_l2 / sizes.sqrt()
-        bias_l2 = torch.stack(norms[len(weights) :]) if biases else None
+        bias_l2 = norms[len(weights) :] if biases else None
         self._grad_stats = [weight_l2, weight_rms, bias_l2]
         self._weights_before = [w.detach().clone() for w in weights]
 
@@ -121,19 +124,15 @@ class GradientFlowMonitor(L.Callback):
         if not self._grad_stats:  # the optimiser step was skipped (e.g. no gradients)
             return
         weights = [layer.weight.detach() for layer, _ in self._layers(pl_module)]
-        delta = torch.stack(torch._foreach_norm(torch._foreach_sub(weights, self._weights_before)))
-        before = torch.stack(torch._foreach_norm(self._weights_before))
+        delta = _norms([w - b for w, b in zip(weights, self._weights_before, strict=True)])
+        ratio = delta / _norms(self._weights_before)
         weight_l2, weight_rms, bias_l2 = self._grad_stats
-        rows = {
-            "grad/weight_l2": weight_l2,
-            "grad/weight_rms": weight_rms,
-            "grad/update_ratio": delta / before,
-        }
+        rows = {mn.GRAD_WEIGHT_L2: weight_l2, mn.GRAD_WEIGHT_RMS: weight_rms, mn.GRAD_UPDATE_RATIO: ratio}
         if bias_l2 is not None:
-            rows["grad/bias_l2"] = bias_l2
+            rows[mn.GRAD_BIAS_L2] = bias_l2
         if self._act_stats:
             stats = torch.stack([torch.stack(self._act_stats[i]) for i in sorted(self._act_stats)])
-            for col, name in enumerate(("act/mean", "act/std", "act/saturated", "act/dead")):
+            for col, name in enumerate(ACT_FAMILIES):
                 rows[name] = stats[:, col]
         names = list(rows)
         values = torch.cat(
@@ -145,10 +144,10 @@ class GradientFlowMonitor(L.Callback):
         for name in names:
             for i in range(rows[name].numel()):
                 value = host[offset + i]
-                if not math.isnan(value) or name.startswith("grad/"):
-                    metrics[f"{name}/{layer_key(i)}"] = value
+                if not math.isnan(value) or name not in ACT_FAMILIES:
+                    metrics[mn.layer_key(name, i + 1)] = value
             offset += rows[name].numel()
-        metrics["grad/first_to_last"] = host[-1]
+        metrics[mn.GRAD_FIRST_TO_LAST] = host[-1]
         self._grad_stats, self._weights_before = [], []
         self._last_logged = step
         for logger in trainer.loggers:

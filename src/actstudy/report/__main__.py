@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+from actstudy import outcomes
+
 EXIT_USAGE = 2
 
 
@@ -26,7 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--experiment", default="actstudy", help="experiment name (default: %(default)s)")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
-        "--sweep", metavar="SWEEP_ID", help="the parent's actstudy.sweep_id tag (or its run id)"
+        "--sweep", metavar="SWEEP_ID", help=f"the parent's {outcomes.SWEEP_ID} tag (or its run id)"
     )
     which.add_argument("--latest", action="store_true", help="the most recent sweep (the default)")
     p.add_argument(

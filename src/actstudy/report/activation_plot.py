@@ -1,29 +1,34 @@
-"""The activation functions and their derivatives, computed with torch autograd from ``torch.nn`` modules."""
+"""The activation functions and their derivatives, computed with torch autograd from the ``torch.nn``
+modules that the files in ``conf/activation/`` name: a new activation file needs no change here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from matplotlib.figure import Figure
-from torch import nn
+from omegaconf import OmegaConf
 
-from actstudy.report.figures import FigureFile, save
+from actstudy.paths import CONF_DIR
+from actstudy.report.figures import save
+from actstudy.report.render import FigureFile
 from actstudy.report.style import activation_color, activation_order
 
-#: Activation name (as in ``conf/activation/<name>.yaml``) → factory of the torch module.
-ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.01),
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "softsign": nn.Softsign,
-}
+
+@cache
+def _module_configs() -> dict[str, Any]:
+    """Return {activation name: its ``module`` node} from every ``conf/activation/*.yaml``."""
+    configs = [OmegaConf.load(path) for path in sorted((CONF_DIR / "activation").glob("*.yaml"))]
+    return {cfg.name: cfg.module for cfg in configs}
+
+
+def known_activations() -> list[str]:
+    """Return the names of the activations that have a config file, in the report's order."""
+    return activation_order(_module_configs())
 
 
 def function_and_derivative(name: str, lo: float = -6.0, hi: float = 6.0, n: int = 1201) -> tuple:
@@ -31,7 +36,7 @@ def function_and_derivative(name: str, lo: float = -6.0, hi: float = 6.0, n: int
 
     The derivative comes from autograd on the ``torch.nn`` module; raises KeyError for an unknown name.
     """
-    module = ACTIVATION_MODULES[name]()
+    module = instantiate(_module_configs()[name])
     x = torch.linspace(lo, hi, n, dtype=torch.float64, requires_grad=True)
     y = module(x)
     (dy,) = torch.autograd.grad(y.sum(), x)
@@ -50,9 +55,11 @@ def activation_figure(names: list[str], path: Path) -> FigureFile:
 
     Unknown names are skipped; raises ValueError when none of the names is known.
     """
-    known = [n for n in activation_order(names) if n in ACTIVATION_MODULES]
+    known = [n for n in activation_order(names) if n in _module_configs()]
     if not known:
-        raise ValueError(f"no known activation among {sorted(names)}; known: {', '.join(ACTIVATION_MODULES)}")
+        raise ValueError(
+            f"no known activation among {sorted(names)}; known: {', '.join(known_activations())}"
+        )
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     ax_f, ax_d = fig.subplots(1, 2, sharex=True)
     for name in known:

@@ -7,29 +7,21 @@ without a store and never touches MLflow objects.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from actstudy import metric_names as mn
 from actstudy import outcomes
 from actstudy.report.style import activation_order, activation_rank
 
-#: Metric keys read with their full history. Per-layer families are prefixes followed by ``lNN``.
-SCALAR_METRICS = (
-    "val/acc",
-    "val/loss",
-    "test/acc",
-    "test/loss",
-    "train/loss",
-    "train/acc",
-    "grad/first_to_last",
-)
-LAYER_FAMILIES = ("grad/weight_rms", "grad/bias_l2", "act/saturated", "act/dead")
-
-_LAYER_RE = re.compile(r"^(?P<family>.+)/l(?P<layer>\d+)$")
+#: Metric keys read with their full history: these scalars and every layer of these per-layer families.
+SCALAR_METRICS = (*mn.SPLIT_METRICS, mn.GRAD_FIRST_TO_LAST)
+LAYER_FAMILIES = (mn.GRAD_WEIGHT_RMS, mn.GRAD_BIAS_L2, mn.ACT_SATURATED, mn.ACT_DEAD)
+#: Params that are "None" when the activation defines no such region (e.g. no dead sigmoid units).
+_REGION_PARAMS = {mn.ACT_SATURATED: "activation.saturated", mn.ACT_DEAD: "activation.dead"}
 
 Series = list[tuple[int, float]]
 
@@ -42,7 +34,6 @@ class ReportError(Exception):
 class RunData:
     """One child run: its settings, tags, outcome and the metric histories the report needs."""
 
-    run_id: str
     name: str
     params: dict[str, str]
     tags: dict[str, str]
@@ -88,12 +79,8 @@ class RunData:
 
     def layers(self, family: str) -> list[int]:
         """Return the sorted 1-based layer numbers for which ``family/lNN`` has a history."""
-        found = []
-        for key in self.metrics:
-            m = _LAYER_RE.match(key)
-            if m and m.group("family") == family:
-                found.append(int(m.group("layer")))
-        return sorted(found)
+        parsed = (mn.parse_layer_key(key) for key in self.metrics)
+        return sorted(p[1] for p in parsed if p and p[0] == family)
 
     def series(self, key: str) -> Series:
         """Return the finite (step, value) points of metric ``key`` sorted by step; empty when missing."""
@@ -118,7 +105,7 @@ class RunData:
         """Return {layer: value} of a per-layer family at ``step`` (None = each layer's last logged step)."""
         out = {}
         for layer in self.layers(family):
-            key = layer_key(family, layer)
+            key = mn.layer_key(family, layer)
             value = self.last(key) if step is None else self.at_step(key, step)
             if value is not None:
                 out[layer] = value
@@ -126,26 +113,23 @@ class RunData:
 
     def missing(self) -> list[str]:
         """Return human-readable names of metrics the report expects but this run lacks."""
-        gaps = [k for k in ("val/acc", "test/acc", "grad/first_to_last") if not self.series(k)]
+        gaps = [k for k in (mn.VAL_ACC, mn.TEST_ACC, mn.GRAD_FIRST_TO_LAST) if not self.series(k)]
         depth = self.depth
-        undefined = {
-            f"act/{k}" for k in ("saturated", "dead") if self.params.get(f"activation.{k}") == "None"
-        }
         for family in LAYER_FAMILIES:
-            if family in undefined:  # the activation defines no such region (e.g. dead sigmoid units)
+            if family in _REGION_PARAMS and self.params.get(_REGION_PARAMS[family]) == "None":
                 continue
             have = set(self.layers(family))
             if depth is None:
                 if not have:
-                    gaps.append(f"{family}/l*")
+                    gaps.append(mn.layer_key(family, "*"))
                 continue
             lacking = [n for n in range(1, depth + 1) if n not in have]
             if len(lacking) == depth:
-                gaps.append(f"{family}/l*")
+                gaps.append(mn.layer_key(family, "*"))
             elif lacking:
-                gaps.append(f"{family}/" + ",".join(f"l{n:02d}" for n in lacking))
-        if self.at_step("grad/first_to_last", 0) is None and self.series("grad/first_to_last"):
-            gaps.append("grad/first_to_last at step 0")
+                gaps.append(f"{family}/" + ",".join(mn.layer_suffix(n) for n in lacking))
+        if self.at_step(mn.GRAD_FIRST_TO_LAST, 0) is None and self.series(mn.GRAD_FIRST_TO_LAST):
+            gaps.append(f"{mn.GRAD_FIRST_TO_LAST} at step 0")
         if "activation.name" not in self.params:
             gaps.append("param activation.name")
         if self.depth is None:
@@ -173,16 +157,9 @@ class SweepData:
         return activation_order(r.activation for r in self.runs)
 
 
-def layer_key(family: str, layer: int) -> str:
-    """Return the metric key of a per-layer family, e.g. ``layer_key("act/dead", 3) == "act/dead/l03"``."""
-    return f"{family}/l{layer:02d}"
-
-
 def _wanted(key: str) -> bool:
-    if key in SCALAR_METRICS:
-        return True
-    m = _LAYER_RE.match(key)
-    return bool(m and m.group("family") in LAYER_FAMILIES)
+    parsed = mn.parse_layer_key(key)
+    return key in SCALAR_METRICS or (parsed is not None and parsed[0] in LAYER_FAMILIES)
 
 
 def _search_all(client: MlflowClient, experiment_ids: list[str], filter_string: str) -> list[Run]:
@@ -242,7 +219,6 @@ def _run_data(client: MlflowClient, run: Run) -> RunData:
             history = client.get_metric_history(run.info.run_id, key)
             metrics[key] = sorted(((m.step, float(m.value)) for m in history), key=lambda p: p[0])
     return RunData(
-        run_id=run.info.run_id,
         name=run.info.run_name or run.info.run_id[:8],
         params=dict(run.data.params),
         tags=dict(run.data.tags),

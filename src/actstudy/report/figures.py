@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
-from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import BoundaryNorm, ListedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from actstudy.report.collect import RunData, SweepData, layer_key
+from actstudy.metric_names import ACT_DEAD, ACT_SATURATED, GRAD_BIAS_L2, GRAD_WEIGHT_RMS, VAL_ACC, layer_key
+from actstudy.report.collect import RunData, SweepData
+from actstudy.report.render import Code, FigureFile, Text
 from actstudy.report.style import LINESTYLES, MARKERS, activation_color, activation_order
 from actstudy.report.tables import setting_columns
 
 DPI = 110
 MAX_PANEL_COLS = 6  # small multiples wrap after this many runs per row
-
-
-@dataclass
-class FigureFile:
-    """A figure written to disk, with the title and caption the report shows next to it."""
-
-    path: Path
-    title: str
-    caption: str
+LAYER_AXIS = "layer (1 = input side)"
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -59,6 +51,10 @@ class SeriesStyle:
         """Return the series key of a run: (depth, values of the other varying settings)."""
         return (run.depth, *(run.params.get(k, "?") for k in self._extra))
 
+    def rank(self, run: RunData) -> int:
+        """Return the position of the run's series, ordered by depth, then the other settings."""
+        return self._rank[self.key(run)]
+
     def label(self, run: RunData) -> str:
         """Return the legend label of the run's series, e.g. ``depth 4`` or ``depth 4, model.init=xavier``."""
         parts = [f"depth {run.depth}"] + [f"{k}={run.params.get(k, '?')}" for k in self._extra]
@@ -66,8 +62,7 @@ class SeriesStyle:
 
     def kwargs(self, run: RunData) -> dict:
         """Return matplotlib line kwargs (colour shade, linestyle, marker) for the run."""
-        rank = self._rank[self.key(run)]
-        count = len(self._rank)
+        rank, count = self.rank(run), len(self._rank)
         return {
             "color": _shade(activation_color(run.activation), rank, count),
             "linestyle": LINESTYLES[rank % len(LINESTYLES)],
@@ -75,88 +70,66 @@ class SeriesStyle:
         }
 
 
-def _layer_axis(ax: Axes, max_layer: int) -> None:
-    ax.set_xlim(0.6, max_layer + 0.4)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _legend_once(ax: Axes, handles: dict[str, Line2D], **kw) -> None:
-    if handles:
-        ax.legend(list(handles.values()), list(handles), fontsize=8, **kw)
-
-
-def _positive(points: dict[int, float]) -> dict[int, float]:
-    return {k: v for k, v in points.items() if v > 0}
-
-
-def _panel_title(ax: Axes, name: str) -> None:
-    ax.set_title(name, color=activation_color(name), fontweight="bold")
-
-
-def _by_layer_grid(
+def _panel_grid(
     runs: list[RunData],
     rows: list[tuple[str, Callable[[RunData], dict[int, float]]]],
     *,
     log: bool,
     suptitle: str,
+    xlabel: str = LAYER_AXIS,
 ) -> Figure:
-    """Return a rows × activations grid; each panel has one line per run with y over layers 1..depth."""
+    """Return a rows × activations grid; each panel has one line per run with y over x = 1, 2, ...
+
+    x is a layer number, or an epoch; the axis spans 1 to the largest x of any run.
+    """
     acts = activation_order(r.activation for r in runs)
     style = SeriesStyle(runs)
-    max_layer = max((r.depth or 0 for r in runs), default=1)
-    for r in runs:
-        for _, getter in rows:
-            max_layer = max(max_layer, *getter(r).keys(), 1)
+    xmax = max([1] + [x for r in runs for _, getter in rows for x in getter(r)])
     fig = Figure(figsize=(max(4.2, 3.6 * len(acts)), 3.2 * len(rows) + 0.6), layout="constrained")
     axes = fig.subplots(len(rows), len(acts), sharex=True, sharey=True, squeeze=False)
     for j, act in enumerate(acts):
-        handles: dict[str, Line2D] = {}
+        handles: dict[int, tuple[Line2D, str]] = {}  # one legend entry per series
         for i, (row_label, getter) in enumerate(rows):
             ax = axes[i][j]
             for run in (r for r in runs if r.activation == act):
-                points = getter(run)
-                if log:
-                    points = _positive(points)
+                points = {x: y for x, y in getter(run).items() if y > 0 or not log}
                 if not points:
                     continue
                 xs = sorted(points)
                 (line,) = ax.plot(xs, [points[x] for x in xs], markersize=5, lw=1.8, **style.kwargs(run))
-                handles.setdefault(style.label(run), line)
+                handles.setdefault(style.rank(run), (line, style.label(run)))
             if log:
                 ax.set_yscale("log")
-            ax.grid(True, which="major", alpha=0.35)
-            if log:
                 ax.grid(True, which="minor", alpha=0.1)
-            _layer_axis(ax, max_layer)
+            ax.grid(True, which="major", alpha=0.35)
+            ax.set_xlim(0.6, xmax + 0.4)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if i == 0:
-                _panel_title(ax, act)
+                ax.set_title(act, color=activation_color(act), fontweight="bold")
             if j == 0:
                 ax.set_ylabel(row_label)
             if i == len(rows) - 1:
-                ax.set_xlabel("layer (1 = input side)")
-        _legend_once(axes[0][j], dict(sorted(handles.items(), key=lambda kv: _depth_sort(kv[0]))), loc="best")
+                ax.set_xlabel(xlabel)
+        if handles:
+            lines, labels = zip(*(handles[k] for k in sorted(handles)), strict=True)
+            axes[0][j].legend(lines, labels, fontsize=8, loc="best")
     fig.suptitle(suptitle, fontsize=12)
     return fig
 
 
-def _depth_sort(label: str) -> tuple[int, str]:
-    head = label.split(",")[0].removeprefix("depth ")
-    return (int(head) if head.isdigit() else -1, label)
-
-
-def grad_by_layer(sweep: SweepData, runs: list[RunData], path: Path) -> FigureFile | None:
+def grad_by_layer(runs: list[RunData], path: Path) -> FigureFile | None:
     """Write the vanishing-gradient picture (weight-gradient RMS per layer at step 0 and at the end).
 
     Returns the written figure, or None when no run has ``grad/weight_rms`` metrics.
     """
-    runs = [r for r in runs if r.layers("grad/weight_rms")]
+    runs = [r for r in runs if r.layers(GRAD_WEIGHT_RMS)]
     if not runs:
         return None
-    fig = _by_layer_grid(
+    fig = _panel_grid(
         runs,
         [
-            ("grad RMS at init (step 0)", lambda r: r.by_layer("grad/weight_rms", step=0)),
-            ("grad RMS at the end", lambda r: r.by_layer("grad/weight_rms")),
+            ("grad RMS at init (step 0)", lambda r: r.by_layer(GRAD_WEIGHT_RMS, step=0)),
+            ("grad RMS at the end", lambda r: r.by_layer(GRAD_WEIGHT_RMS)),
         ],
         log=True,
         suptitle="Weight-gradient RMS by layer: falling towards layer 1 = vanishing gradient",
@@ -164,32 +137,31 @@ def grad_by_layer(sweep: SweepData, runs: list[RunData], path: Path) -> FigureFi
     return FigureFile(
         save(fig, path),
         "Gradient size by layer",
-        "`grad/weight_rms/lNN` per layer (log scale), at initialisation (top) and at the last logged step "
-        "(bottom); one panel per activation, one line per depth. A line that falls towards layer 1 means "
-        "the layers near the input learn slower: the vanishing gradient.",
+        [
+            Code(layer_key(GRAD_WEIGHT_RMS, "NN")),
+            " per layer (log scale), at initialisation (top) and at the last logged step (bottom); one panel "
+            "per activation, one line per depth. A line that falls towards layer 1 means the layers near the "
+            "input learn slower: the vanishing gradient.",
+        ],
     )
 
 
-def grad_over_steps(sweep: SweepData, runs: list[RunData], path: Path) -> FigureFile | None:
+def grad_over_steps(runs: list[RunData], path: Path) -> FigureFile | None:
     """Write per-layer gradient size vs step for every run as small multiples (Nielsen's speed of learning).
 
     Uses ``grad/weight_rms`` (``grad/bias_l2`` when no run has it). Returns None when neither exists.
     """
-    family = "grad/weight_rms"
+    family = GRAD_WEIGHT_RMS
     if not any(r.layers(family) for r in runs):
-        family = "grad/bias_l2"
+        family = GRAD_BIAS_L2
     runs = [r for r in runs if r.layers(family)]
     if not runs:
         return None
     acts = activation_order(r.activation for r in runs)
     style = SeriesStyle(runs)
-    per_act = {
-        a: sorted((r for r in runs if r.activation == a), key=lambda r: (style.key(r), r.name)) for a in acts
-    }
-    # one row of panels per activation, wrapped after MAX_PANEL_COLS runs
-    grid: list[tuple[str, list[RunData]]] = []
+    grid: list[tuple[str, list[RunData]]] = []  # a row of panels per activation, wrapped after MAX_PANEL_COLS
     for act in acts:
-        chunk = per_act[act]
+        chunk = sorted((r for r in runs if r.activation == act), key=lambda r: (style.key(r), r.name))
         grid += [(act, chunk[k : k + MAX_PANEL_COLS]) for k in range(0, len(chunk), MAX_PANEL_COLS)]
     ncols = max(len(row) for _, row in grid)
     max_layer = max(max(r.layers(family)) for r in runs)
@@ -218,64 +190,50 @@ def grad_over_steps(sweep: SweepData, runs: list[RunData], path: Path) -> Figure
     norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)
     sm = ScalarMappable(norm=norm, cmap=ListedColormap([cmap(k) for k in range(max_layer)]))
     cbar = fig.colorbar(sm, ax=axes, shrink=0.8, aspect=30, pad=0.01)
-    cbar.set_label("layer (1 = input side)")
+    cbar.set_label(LAYER_AXIS)
     cbar.set_ticks(range(1, max_layer + 1))
     fig.suptitle(f"{family} per layer over training (log scale), one panel per run", fontsize=12)
     return FigureFile(
         save(fig, path),
         "Speed of learning per layer",
-        f"`{family}/lNN` vs optimiser step for each run, one colour per layer (dark = near the input). "
-        "Layers whose curves sit far below the others learn more slowly (Nielsen, ch. 5).",
+        [
+            Code(layer_key(family, "NN")),
+            " vs optimiser step for each run, one colour per layer (dark = near the input). Layers whose "
+            "curves sit far below the others learn more slowly (Nielsen, ch. 5).",
+        ],
     )
 
 
-def val_acc(sweep: SweepData, runs: list[RunData], path: Path) -> FigureFile | None:
+def val_acc(runs: list[RunData], path: Path) -> FigureFile | None:
     """Write validation accuracy vs epoch (k-th logged value = epoch k), one panel per activation.
 
     Returns None when no run has ``val/acc``.
     """
-    runs = [r for r in runs if r.series("val/acc")]
+    runs = [r for r in runs if r.series(VAL_ACC)]
     if not runs:
         return None
-    acts = activation_order(r.activation for r in runs)
-    style = SeriesStyle(runs)
-    fig = Figure(figsize=(max(4.5, 3.6 * len(acts)), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(acts), sharey=True, squeeze=False)[0]
-    max_epochs = max(len(r.series("val/acc")) for r in runs)
-    for ax, act in zip(axes, acts, strict=True):
-        handles: dict[str, Line2D] = {}
-        for run in (r for r in runs if r.activation == act):
-            ys = [v for _, v in run.series("val/acc")]
-            (line,) = ax.plot(range(1, len(ys) + 1), ys, lw=1.8, markersize=4, **style.kwargs(run))
-            handles.setdefault(style.label(run), line)
-        _panel_title(ax, act)
-        ax.set_xlabel("epoch")
-        ax.set_xlim(0.7, max_epochs + 0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, alpha=0.35)
-        _legend_once(ax, dict(sorted(handles.items(), key=lambda kv: _depth_sort(kv[0]))), loc="best")
-    axes[0].set_ylabel("validation accuracy")
-    fig.suptitle("Validation accuracy per epoch", fontsize=12)
+    epochs = ("validation accuracy", lambda r: dict(enumerate((v for _, v in r.series(VAL_ACC)), start=1)))
+    fig = _panel_grid(runs, [epochs], log=False, suptitle="Validation accuracy per epoch", xlabel="epoch")
     return FigureFile(
         save(fig, path),
         "Validation accuracy",
-        "`val/acc` after each epoch, one line per run (several seeds of a setting share a style).",
+        [Code(VAL_ACC), " after each epoch, one line per run (several seeds of a setting share a style)."],
     )
 
 
-def saturation_dead(sweep: SweepData, runs: list[RunData], path: Path) -> FigureFile | None:
+def saturation_dead(runs: list[RunData], path: Path) -> FigureFile | None:
     """Write the fraction of saturated and of dead units per layer at the last logged step.
 
     Returns None when no run has ``act/saturated`` or ``act/dead`` metrics.
     """
-    runs = [r for r in runs if r.layers("act/saturated") or r.layers("act/dead")]
+    runs = [r for r in runs if r.layers(ACT_SATURATED) or r.layers(ACT_DEAD)]
     if not runs:
         return None
-    fig = _by_layer_grid(
+    fig = _panel_grid(
         runs,
         [
-            ("saturated units (fraction)", lambda r: r.by_layer("act/saturated")),
-            ("dead units (fraction)", lambda r: r.by_layer("act/dead")),
+            ("saturated units (fraction)", lambda r: r.by_layer(ACT_SATURATED)),
+            ("dead units (fraction)", lambda r: r.by_layer(ACT_DEAD)),
         ],
         log=False,
         suptitle="Saturated and dead units by layer at the end of training",
@@ -285,12 +243,17 @@ def saturation_dead(sweep: SweepData, runs: list[RunData], path: Path) -> Figure
     return FigureFile(
         save(fig, path),
         "Saturated and dead units",
-        "Fraction of units in the activation's saturated region (`act/saturated`, top) and of units that "
-        "output exactly zero for the whole batch (`act/dead`, bottom), per layer at the last logged step.",
+        [
+            "Fraction of units in the activation's saturated region (",
+            Code(ACT_SATURATED),
+            ", top) and of units that output exactly zero for the whole batch (",
+            Code(ACT_DEAD),
+            ", bottom), per layer at the last logged step.",
+        ],
     )
 
 
-FIGURES: tuple[tuple[str, Callable[[SweepData, list[RunData], Path], FigureFile | None]], ...] = (
+FIGURES: tuple[tuple[str, Callable[[list[RunData], Path], FigureFile | None]], ...] = (
     ("grad_by_layer.png", grad_by_layer),
     ("grad_over_steps.png", grad_over_steps),
     ("val_acc.png", val_acc),
@@ -298,13 +261,13 @@ FIGURES: tuple[tuple[str, Callable[[SweepData, list[RunData], Path], FigureFile 
 )
 
 
-def metric_figures(sweep: SweepData, out_dir: Path) -> tuple[list[FigureFile], list[str]]:
+def metric_figures(sweep: SweepData, out_dir: Path) -> tuple[list[FigureFile], list[Text]]:
     """Write every metric figure of the sweep into ``out_dir``.
 
     Returns the figures written and notes for the report (runs left out, figures skipped for lack of data).
     Failed and diverged runs are left out of every figure: their metrics are partial or non-finite.
     """
-    notes = []
+    notes: list[Text] = []
     excluded = [r for r in sweep.runs if not r.plottable]
     if excluded:
         names = ", ".join(f"{r.name} ({r.outcome})" for r in excluded)
@@ -312,9 +275,9 @@ def metric_figures(sweep: SweepData, out_dir: Path) -> tuple[list[FigureFile], l
     runs = [r for r in sweep.runs if r.plottable]
     written = []
     for filename, draw in FIGURES:
-        result = draw(sweep, runs, out_dir / filename)
+        result = draw(runs, out_dir / filename)
         if result is None:
-            notes.append(f"`{filename}` not drawn: no run has the metrics it needs.")
+            notes.append([Code(filename), " not drawn: no run has the metrics it needs."])
         else:
             written.append(result)
     return written, notes

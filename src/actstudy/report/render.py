@@ -1,75 +1,109 @@
-"""Write the report's content as Markdown (figures as files next to it) and as self-contained HTML."""
+"""The report as a document (headings, paragraphs, lists, tables, figures) and its two writers.
+
+The content is built once as a ``Document``; ``to_markdown`` and ``to_html`` differ only in syntax. Text is
+a string or a list of strings, where ``Code``, ``Em`` and ``Strong`` strings are shown as such.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
-import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from actstudy.report.figures import FigureFile
-from actstudy.report.tables import Table
 
-RUNS_LEGEND = (
-    "*first/last grad* = `grad/first_to_last` (weight-gradient RMS of layer 1 ÷ last layer; ≪ 1 means "
-    "vanishing) at step 0 and at the last logged step; *saturated*, *dead* = mean over layers of "
-    "`act/saturated`, `act/dead` at the last logged step."
-)
-AGGREGATE_LEGEND = (
-    "mean ± std over the runs used (*n*; failed and diverged runs left out, *runs* counts all); "
-    "gradient ratios: geometric mean ×/÷ geometric std."
-)
+class Code(str):
+    """Inline code."""
+
+
+class Em(str):
+    """Emphasised text."""
+
+
+class Strong(str):
+    """Strongly emphasised text."""
+
+
+Text = str | Sequence[str]
 
 
 @dataclass
-class ReportContent:
-    """Everything the report shows, already formatted; text may use `backticks` for code."""
+class Bullets:
+    """A bullet list; ``note`` items are highlighted in HTML."""
+
+    items: list[Text]
+    note: bool = False
+
+
+@dataclass
+class Table:
+    """A table: header labels, rows of already formatted cells, and which columns are numeric."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    numeric: list[bool]
+
+
+@dataclass
+class FigureFile:
+    """A figure written to disk, with the title and caption the report shows next to it."""
+
+    path: Path
+    title: str
+    caption: Text
+
+
+Block = Text | Bullets | Table | FigureFile  # Text: a paragraph
+
+
+@dataclass
+class Section:
+    """A part of the document under a heading."""
+
+    heading: str
+    blocks: list[Block]
+
+
+@dataclass
+class Document:
+    """The title, a list of facts under it, and the sections."""
 
     title: str
-    meta: list[tuple[str, str]]
-    summary: list[str]
-    run_table: Table | None
-    aggregate: Table | None
-    figures: list[FigureFile]
-    notes: list[str] = field(default_factory=list)
-    missing: dict[str, list[str]] = field(default_factory=dict)
+    facts: Bullets
+    sections: list[Section]
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+_MD_MARKS = {Code: "`", Em: "*", Strong: "**"}
+_HTML_TAGS = {Code: "code", Em: "em", Strong: "strong"}
 
 
-def markdown_table(table: Table) -> str:
-    """Return ``table`` as a GitHub-flavoured Markdown pipe table (numeric columns right-aligned)."""
-    head = "| " + " | ".join(_md_cell(c) for c in table.columns) + " |"
-    rule = "| " + " | ".join("---:" if num else "---" for num in table.numeric) + " |"
-    body = ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
-    return "\n".join([head, rule, *body])
+def _md(text: Text) -> str:
+    marked = ((_MD_MARKS.get(type(p), ""), p) for p in ([text] if isinstance(text, str) else text))
+    return "".join(f"{mark}{p}{mark}" for mark, p in marked)
 
 
-def to_markdown(content: ReportContent) -> str:
-    """Return the whole report as Markdown; figures are referenced by file name (relative to report.md)."""
-    out = [f"# {content.title}", ""]
-    out += [f"- **{k}:** {v}" for k, v in content.meta] + [""]
-    if content.summary:
-        out += ["## Key numbers", ""] + [f"- {line}" for line in content.summary] + [""]
-    if content.run_table is not None:
-        out += ["## Runs", "", markdown_table(content.run_table), ""]
-        out += [RUNS_LEGEND, ""]
-    if content.aggregate is not None:
-        out += ["## Mean over seeds", "", markdown_table(content.aggregate), ""]
-        out += [AGGREGATE_LEGEND, ""]
-    if content.notes or content.missing:
-        out += ["## Notes", ""] + [f"- {n}" for n in content.notes]
-        for name, gaps in content.missing.items():
-            out.append(f"- Missing in `{name}`: " + ", ".join(f"`{g}`" for g in gaps))
-        out.append("")
-    if content.figures:
-        out += ["## Figures", ""]
-        for fig in content.figures:
-            out += [f"### {fig.title}", "", f"![{fig.title}]({fig.path.name})", "", fig.caption, ""]
-    return "\n".join(out)
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def _md_block(block: Block) -> str:
+    if isinstance(block, Bullets):
+        return "\n".join(f"- {_md(item)}" for item in block.items)
+    if isinstance(block, Table):
+        rule = "| " + " | ".join("---:" if num else "---" for num in block.numeric) + " |"
+        return "\n".join([_md_row(block.columns), rule, *map(_md_row, block.rows)])
+    if isinstance(block, FigureFile):
+        return f"### {block.title}\n\n![{block.title}]({block.path.name})\n\n{_md(block.caption)}"
+    return _md(block)
+
+
+def to_markdown(doc: Document) -> str:
+    """Return the document as Markdown; figures are referenced by file name (relative to the .md file)."""
+    parts = [f"# {doc.title}", _md_block(doc.facts)]
+    for section in doc.sections:
+        parts += [f"## {section.heading}", *map(_md_block, section.blocks)]
+    return "\n\n".join(parts) + "\n"
 
 
 _CSS = """
@@ -94,77 +128,53 @@ figcaption { color: #555; font-size: .92em; max-width: 60em; }
 """
 
 
-def _inline(text: str) -> str:
-    """Return ``text`` HTML-escaped, with `backticks` as <code> and *stars* as <em>."""
-    escaped = html.escape(text)
-    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
-    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", escaped)
+def _html(text: Text) -> str:
+    tagged = ((_HTML_TAGS.get(type(p)), html.escape(p)) for p in ([text] if isinstance(text, str) else text))
+    return "".join(f"<{tag}>{p}</{tag}>" if tag else p for tag, p in tagged)
 
 
-def html_table(table: Table) -> str:
-    """Return ``table`` as an HTML table; the ``outcome`` column gets a class per outcome for colouring."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
-    rows = []
-    for row in table.rows:
-        cells = []
-        for col, num, value in zip(table.columns, table.numeric, row, strict=True):
-            classes = ["num"] if num else []
-            if col == "outcome":
-                classes.append("outcome-" + value.split()[0])
-            attr = f' class="{" ".join(classes)}"' if classes else ""
-            cells.append(f"<td{attr}>{html.escape(value)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    body = "".join(rows)
-    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+def _td(column: str, numeric: bool, value: str) -> str:
+    classes = (["num"] if numeric else []) + (["outcome-" + value.split()[0]] if column == "outcome" else [])
+    attr = f' class="{" ".join(classes)}"' if classes else ""
+    return f"<td{attr}>{html.escape(value)}</td>"
 
 
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def to_html(content: ReportContent) -> str:
-    """Return the whole report as one self-contained HTML page (inline CSS, figures as base64 data URIs)."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(content.title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(content.title)}</h1><ul>",
-    ]
-    parts += [f"<li><strong>{html.escape(k)}:</strong> {_inline(v)}</li>" for k, v in content.meta]
-    parts.append("</ul>")
-    if content.summary:
-        parts.append(
-            "<h2>Key numbers</h2><ul>" + "".join(f"<li>{_inline(s)}</li>" for s in content.summary) + "</ul>"
+def _html_block(block: Block) -> str:
+    if isinstance(block, Bullets):
+        li = '<li class="note">' if block.note else "<li>"
+        return "<ul>" + "".join(f"{li}{_html(item)}</li>" for item in block.items) + "</ul>"
+    if isinstance(block, Table):
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in block.columns)
+        body = "".join(
+            "<tr>" + "".join(map(_td, block.columns, block.numeric, row)) + "</tr>" for row in block.rows
         )
-    if content.run_table is not None:
-        parts += ["<h2>Runs</h2>", html_table(content.run_table)]
-        parts.append(f"<p>{_inline(RUNS_LEGEND)}</p>")
-    if content.aggregate is not None:
-        parts += ["<h2>Mean over seeds</h2>", html_table(content.aggregate)]
-        parts.append(f"<p>{_inline(AGGREGATE_LEGEND)}</p>")
-    if content.notes or content.missing:
-        items = [f'<li class="note">{_inline(n)}</li>' for n in content.notes]
-        for name, gaps in content.missing.items():
-            codes = ", ".join(f"<code>{html.escape(g)}</code>" for g in gaps)
-            items.append(f'<li class="note">Missing in <code>{html.escape(name)}</code>: {codes}</li>')
-        parts.append("<h2>Notes</h2><ul>" + "".join(items) + "</ul>")
-    if content.figures:
-        parts.append("<h2>Figures</h2>")
-        for fig in content.figures:
-            parts.append(
-                f"<figure><h3>{html.escape(fig.title)}</h3>"
-                f'<img src="{_data_uri(fig.path)}" alt="{html.escape(fig.title)}">'
-                f"<figcaption>{_inline(fig.caption)}</figcaption></figure>"
-            )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return f'<div class="table-wrap">{table}</div>'
+    if isinstance(block, FigureFile):
+        png = base64.b64encode(block.path.read_bytes()).decode("ascii")
+        return (
+            f"<figure><h3>{html.escape(block.title)}</h3>"
+            f'<img src="data:image/png;base64,{png}" alt="{html.escape(block.title)}">'
+            f"<figcaption>{_html(block.caption)}</figcaption></figure>"
+        )
+    return f"<p>{_html(block)}</p>"
 
 
-def write_report_files(content: ReportContent, out_dir: Path) -> tuple[Path, Path]:
+def to_html(doc: Document) -> str:
+    """Return the document as one self-contained HTML page (inline CSS, figures as base64 data URIs)."""
+    title = html.escape(doc.title)
+    head = f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n<title>{title}</title>'
+    parts = [f"<h1>{title}</h1>", _html_block(doc.facts)]
+    for section in doc.sections:
+        parts += [f"<h2>{html.escape(section.heading)}</h2>", *map(_html_block, section.blocks)]
+    body = "\n".join(parts)
+    return f"{head}<style>{_CSS}</style></head><body>\n{body}\n</body></html>"
+
+
+def write_document(doc: Document, out_dir: Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir``; return both paths (md, html)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    md = out_dir / "report.md"
-    page = out_dir / "report.html"
-    md.write_text(to_markdown(content), encoding="utf-8")
-    page.write_text(to_html(content), encoding="utf-8")
+    md, page = out_dir / "report.md", out_dir / "report.html"
+    md.write_text(to_markdown(doc), encoding="utf-8")
+    page.write_text(to_html(doc), encoding="utf-8")
     return md, page

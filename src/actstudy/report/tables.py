@@ -9,7 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from actstudy import outcomes
+from actstudy.metric_names import ACT_DEAD, ACT_SATURATED, GRAD_FIRST_TO_LAST, TEST_ACC, VAL_ACC
 from actstudy.report.collect import RunData, SweepData
+from actstudy.report.render import Code, Em, Table, Text
 
 #: Settings shown when they vary across the sweep, as (param key, column label).
 #: Activation and depth always show.
@@ -25,18 +27,24 @@ SETTING_COLUMNS: tuple[tuple[str, str], ...] = (
     ("seed", "seed"),
 )
 ALWAYS_COLUMNS: tuple[tuple[str, str], ...] = (("activation.name", "activation"), ("depth", "depth"))
+NUMERIC_SETTINGS = ("depth", "seed", "optimizer.lr", "model.width")  # right-aligned
 
 _OVERRIDE_KEY_RE = re.compile(r"([A-Za-z_][\w.]*)=")
 MISSING = "—"
 
-
-@dataclass
-class Table:
-    """A rendered-agnostic table: header labels, rows of already formatted cells, and per-column alignment."""
-
-    columns: list[str]
-    rows: list[list[str]]
-    numeric: list[bool]
+RUNS_LEGEND: Text = (
+    [Em("first/last grad"), " = ", Code(GRAD_FIRST_TO_LAST), " (weight-gradient RMS of layer 1 ÷ last "]
+    + ["layer; ≪ 1 means vanishing) at step 0 and at the last logged step; ", Em("saturated"), ", "]
+    + [Em("dead"), " = mean over layers of ", Code(ACT_SATURATED), ", ", Code(ACT_DEAD)]
+    + [" at the last logged step."]
+)
+AGGREGATE_LEGEND: Text = [
+    "mean ± std over the runs used (",
+    Em("n"),
+    "; failed and diverged runs left out, ",
+    Em("runs"),
+    " ",
+] + ["counts all); gradient ratios: geometric mean ×/÷ geometric std."]
 
 
 def _param(run: RunData, key: str) -> str:
@@ -117,31 +125,32 @@ class RunSummary:
 def summarize(run: RunData) -> RunSummary:
     """Return the summary numbers of one run (None where the metric is missing)."""
     return RunSummary(
-        test_acc=run.last("test/acc"),
-        best_val_acc=run.best("val/acc"),
-        ratio_start=run.at_step("grad/first_to_last", 0),
-        ratio_end=run.last("grad/first_to_last"),
-        saturated=mean_over_layers(run, "act/saturated"),
-        dead=mean_over_layers(run, "act/dead"),
+        test_acc=run.last(TEST_ACC),
+        best_val_acc=run.best(VAL_ACC),
+        ratio_start=run.at_step(GRAD_FIRST_TO_LAST, 0),
+        ratio_end=run.last(GRAD_FIRST_TO_LAST),
+        saturated=mean_over_layers(run, ACT_SATURATED),
+        dead=mean_over_layers(run, ACT_DEAD),
     )
 
 
-METRIC_COLUMNS = (
-    "test acc",
-    "best val acc",
-    "first/last grad @0",
-    "first/last grad @end",
-    "saturated (mean)",
-    "dead (mean)",
+#: The metric columns of both tables: (label, ``RunSummary`` field, format of one value).
+METRICS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
+    ("test acc", "test_acc", fmt_acc),
+    ("best val acc", "best_val_acc", fmt_acc),
+    ("first/last grad @0", "ratio_start", fmt_ratio),
+    ("first/last grad @end", "ratio_end", fmt_ratio),
+    ("saturated (mean)", "saturated", fmt_fraction),
+    ("dead (mean)", "dead", fmt_fraction),
 )
 
 
 def run_table(sweep: SweepData) -> Table:
     """Return the table with one row per child run, in ``sweep.runs`` order."""
     settings = setting_columns(sweep.runs)
-    columns = ["run"] + [label for _, label in settings] + list(METRIC_COLUMNS) + ["outcome", "wall time"]
-    numeric = [False] + [key in ("depth", "seed", "optimizer.lr", "model.width") for key, _ in settings]
-    numeric += [True] * len(METRIC_COLUMNS) + [False, True]
+    columns = ["run"] + [label for _, label in settings] + [m[0] for m in METRICS] + ["outcome", "wall time"]
+    numeric = [False] + [key in NUMERIC_SETTINGS for key, _ in settings]
+    numeric += [True] * len(METRICS) + [False, True]
     rows = []
     for run in sweep.runs:
         s = summarize(run)
@@ -151,41 +160,34 @@ def run_table(sweep: SweepData) -> Table:
         rows.append(
             [run.name]
             + [_param(run, key) for key, _ in settings]
-            + [
-                fmt_acc(s.test_acc),
-                fmt_acc(s.best_val_acc),
-                fmt_ratio(s.ratio_start),
-                fmt_ratio(s.ratio_end),
-                fmt_fraction(s.saturated),
-                fmt_fraction(s.dead),
-                outcome,
-                fmt_duration(run.wall_time_s),
-            ]
+            + [fmt(getattr(s, field)) for _, field, fmt in METRICS]
+            + [outcome, fmt_duration(run.wall_time_s)]
         )
     return Table(columns, rows, numeric)
 
 
-def _mean_std(values: list[float], fmt: Callable[[float | None], str]) -> str:
-    if not values:
-        return MISSING
-    if len(values) == 1:
-        return fmt(values[0])
-    return f"{fmt(statistics.fmean(values))} ± {fmt(statistics.stdev(values))}"
+def _over_runs(values: list[float | None], fmt: Callable[[float | None], str]) -> str:
+    """Return mean ± std of the values present (ratios, which span decades: geometric mean ×/÷ std)."""
+    if fmt is fmt_ratio:
+        return geo_mean(values, spread=True)
+    present = [v for v in values if v is not None]
+    if len(present) < 2:
+        return fmt(present[0]) if present else MISSING
+    return f"{fmt(statistics.fmean(present))} ± {fmt(statistics.stdev(present))}"
 
 
-def _geo_mean(values: list[float]) -> str:
-    positive = [v for v in values if v > 0]
-    if not positive:
+def geo_mean(values: list[float | None], spread: bool = False) -> str:
+    """Return the geometric mean of the positive values as a ratio, with ``×/÷ geometric std`` if ``spread``.
+
+    An em dash when no value is positive; the spread shows only with two values or more.
+    """
+    logs = [math.log(v) for v in values if v is not None and v > 0]
+    if not logs:
         return MISSING
-    logs = [math.log(v) for v in positive]
     centre = fmt_ratio(math.exp(statistics.fmean(logs)))
-    if len(logs) == 1:
+    if not spread or len(logs) == 1:
         return centre
     return f"{centre} ×/÷ {math.exp(statistics.stdev(logs)):.2f}"
-
-
-def _present(values: list[float | None]) -> list[float]:
-    return [v for v in values if v is not None]
 
 
 def aggregate_table(sweep: SweepData) -> Table | None:
@@ -201,23 +203,32 @@ def aggregate_table(sweep: SweepData) -> Table | None:
         groups.setdefault(tuple(_param(run, k) for k, _ in settings), []).append(run)
     if all(len(g) < 2 for g in groups.values()):
         return None
-    columns = [label for _, label in settings] + ["n", "runs"] + list(METRIC_COLUMNS)
-    numeric = [k in ("depth", "optimizer.lr", "model.width") for k, _ in settings] + [True] * (
-        2 + len(METRIC_COLUMNS)
-    )
+    columns = [label for _, label in settings] + ["n", "runs"] + [m[0] for m in METRICS]
+    numeric = [k in NUMERIC_SETTINGS for k, _ in settings] + [True] * (2 + len(METRICS))
     rows = []
     for key, members in groups.items():
         used = [summarize(r) for r in members if r.plottable]
         rows.append(
             list(key)
             + [str(len(used)), str(len(members))]
-            + [
-                _mean_std(_present([s.test_acc for s in used]), fmt_acc),
-                _mean_std(_present([s.best_val_acc for s in used]), fmt_acc),
-                _geo_mean(_present([s.ratio_start for s in used])),
-                _geo_mean(_present([s.ratio_end for s in used])),
-                _mean_std(_present([s.saturated for s in used]), fmt_fraction),
-                _mean_std(_present([s.dead for s in used]), fmt_fraction),
-            ]
+            + [_over_runs([getattr(s, field) for s in used], fmt) for _, field, fmt in METRICS]
         )
     return Table(columns, rows, numeric)
+
+
+def key_numbers(sweep: SweepData) -> list[Text]:
+    """Return one summary line per activation at its largest depth: gradient ratios and test accuracy."""
+    lines: list[Text] = []
+    for act in sweep.activations():
+        runs = [r for r in sweep.runs if r.activation == act and r.plottable and r.depth is not None]
+        if not runs:
+            continue
+        depth = max(r.depth for r in runs)
+        summaries = [summarize(r) for r in runs if r.depth == depth]
+        accs = [s.test_acc for s in summaries if s.test_acc is not None]
+        acc = fmt_acc(statistics.fmean(accs)) if accs else MISSING
+        seeds = f" (mean of {len(summaries)} runs)" if len(summaries) > 1 else ""
+        start, end = geo_mean([s.ratio_start for s in summaries]), geo_mean([s.ratio_end for s in summaries])
+        ratios = f"first/last gradient ratio {start} at init, {end} at the end"
+        lines.append([Code(act), f", depth {depth}{seeds}: {ratios}; test acc {acc}"])
+    return lines

@@ -1,0 +1,47 @@
+"""Metric names: the one home of the keys that training logs and the report reads.
+
+Per-layer metrics are a family name plus the layer: ``layer_key(ACT_DEAD, 3) == "act/dead/l03"``. Layers are
+numbered from the input side, 1-based, two digits. Import-light (no torch, no MLflow).
+"""
+
+from __future__ import annotations
+
+import re
+
+TRAIN_LOSS = "train/loss"
+TRAIN_ACC = "train/acc"
+VAL_LOSS = "val/loss"
+VAL_ACC = "val/acc"
+TEST_LOSS = "test/loss"
+TEST_ACC = "test/acc"
+SPLIT_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC)  # mean loss and accuracy
+
+# Per-layer families of the gradient-flow monitor.
+GRAD_WEIGHT_L2 = "grad/weight_l2"
+GRAD_WEIGHT_RMS = "grad/weight_rms"  # weight_l2 / sqrt(number of weights)
+GRAD_BIAS_L2 = "grad/bias_l2"
+GRAD_UPDATE_RATIO = "grad/update_ratio"  # ||w_after - w_before|| / ||w_before|| of one optimiser step
+ACT_MEAN = "act/mean"
+ACT_STD = "act/std"
+ACT_SATURATED = "act/saturated"
+ACT_DEAD = "act/dead"
+
+GRAD_FIRST_TO_LAST = "grad/first_to_last"  # GRAD_WEIGHT_RMS of layer 1 / that of the last hidden layer
+
+_LAYER_KEY = re.compile(r"^(?P<family>.+)/l(?P<layer>\d+)$")
+
+
+def layer_suffix(layer: int | str) -> str:
+    """Return the suffix of a 1-based layer number, ``"l01"`` for 1; a string (``"NN"``, ``"*"``) for text."""
+    return f"l{layer:02d}" if isinstance(layer, int) else f"l{layer}"
+
+
+def layer_key(family: str, layer: int | str) -> str:
+    """Return the metric key of layer ``layer`` (1-based) of a per-layer family, e.g. ``"act/dead/l03"``."""
+    return f"{family}/{layer_suffix(layer)}"
+
+
+def parse_layer_key(key: str) -> tuple[str, int] | None:
+    """Return ``(family, layer)`` of a per-layer metric key, or None when ``key`` is not one."""
+    m = _LAYER_KEY.match(key)
+    return (m.group("family"), int(m.group("layer"))) if m else None
