@@ -29,6 +29,8 @@ def run_once(devices: int, accelerator: str, epochs: int) -> tuple[float, float,
     """Return (command wall s, run duration s, training ms per step) of one run."""
     from mlflow.tracking import MlflowClient
 
+    from actstudy import metric_names
+
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
         args = [*JOB, f"trainer.max_epochs={epochs}", f"trainer.accelerator={accelerator}"]
@@ -41,7 +43,8 @@ def run_once(devices: int, accelerator: str, epochs: int) -> tuple[float, float,
         wall = time.monotonic() - start
         client = MlflowClient(uri)
         run = client.search_runs([client.get_experiment_by_name("actstudy").experiment_id])[0]
-        points = sorted(client.get_metric_history(run.info.run_id, "train/loss"), key=lambda m: m.step)
+        history = client.get_metric_history(run.info.run_id, metric_names.TRAIN_LOSS)
+        points = sorted(history, key=lambda m: m.step)
         per_step = (points[-1].timestamp - points[0].timestamp) / (points[-1].step - points[0].step)
         return wall, (run.info.end_time - run.info.start_time) / 1000, per_step
 

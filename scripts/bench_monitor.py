@@ -42,7 +42,6 @@ WARMUP = 10
 def make_config(accelerator: str = "cpu"):
     from hydra import compose, initialize_config_dir
 
-    import actstudy.train  # noqa: F401  (registers the config resolver)
     from actstudy.paths import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

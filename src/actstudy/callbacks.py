@@ -16,6 +16,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from actstudy import metric_names
+
 log = logging.getLogger("actstudy")
 
 
@@ -170,7 +172,8 @@ class LogProgress(L.Callback):
         every = max(1, int(total) // self.lines_per_epoch) if total != float("inf") else 100
         every = max(n, every // n * n)
         if (trainer.global_step - 1) % every == 0:  # the update this batch made was a logged step
-            loss = pl_module.train_metrics.get("train/loss", math.nan)  # already on the host: no sync
+            # already on the host: no sync
+            loss = pl_module.train_metrics.get(metric_names.TRAIN_LOSS, math.nan)
             rate = (idx + 1) / max(time.monotonic() - self._epoch_start, 1e-9)
             log.info(
                 "epoch %d/%d batch %d/%s loss %.4f (%.1f batches/s)",
@@ -185,7 +188,8 @@ class LogProgress(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        val = (metric_names.VAL_LOSS, metric_names.VAL_ACC)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in val}
         log.info(
             "epoch %d/%d %s",
             trainer.current_epoch + 1,

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from actstudy import outcomes, tracking
+from actstudy import metric_names, outcomes, tracking
 from actstudy.config import ConfigError, JobSpec
 from actstudy.logger import MlflowRunLogger
 from actstudy.run_state import FolderLock, RunState, current_owner
@@ -158,7 +158,7 @@ class TrackedJob:
 
     def recorded_val_acc(self, run_id: str) -> float:
         """Return the last val/acc a finished run recorded (NaN if none)."""
-        return self.client.get_run(run_id).data.metrics.get("val/acc", math.nan)
+        return self.client.get_run(run_id).data.metrics.get(metric_names.VAL_ACC, math.nan)
 
     def _create_run(self, client: MlflowClient, experiment_id: str) -> str:
         spec = self.spec

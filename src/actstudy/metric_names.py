@@ -16,6 +16,12 @@ TEST_LOSS = "test/loss"
 TEST_ACC = "test/acc"
 SPLIT_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC)  # mean loss and accuracy
 
+
+def split_key(split: str, measure: str) -> str:
+    """Return the key of `measure` ("loss" or "acc") on `split` ("train", "val" or "test"), e.g. "val/acc"."""
+    return f"{split}/{measure}"
+
+
 # Per-layer families of the gradient-flow monitor.
 GRAD_WEIGHT_L2 = "grad/weight_l2"
 GRAD_WEIGHT_RMS = "grad/weight_rms"  # weight_l2 / sqrt(number of weights)

@@ -14,6 +14,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_accuracy
 
+from actstudy import metric_names
 from actstudy.config import OptimizerConfig
 
 log = logging.getLogger("actstudy")
@@ -82,8 +83,8 @@ class ClassifierModule(L.LightningModule):
         bad_steps = [int(row[2]) for row in rows if row[2] >= 0]
         if to_loggers:
             self.train_metrics = {
-                "train/loss": sum(row[0] for row in rows) / len(rows),
-                "train/acc": sum(row[1] for row in rows) / len(rows),
+                metric_names.TRAIN_LOSS: sum(row[0] for row in rows) / len(rows),
+                metric_names.TRAIN_ACC: sum(row[1] for row in rows) / len(rows),
                 "epoch": self.current_epoch,
             }
             for logger in self.loggers:
@@ -104,8 +105,9 @@ class ClassifierModule(L.LightningModule):
         loss_metric, acc_metric = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
         loss_metric(F.cross_entropy(logits, y), weight=len(y))
         acc_metric(logits, y)
-        self.log(f"{stage}/loss", loss_metric, on_step=False, on_epoch=True)
-        self.log(f"{stage}/acc", acc_metric, on_step=False, on_epoch=True, prog_bar=True)
+        loss_key, acc_key = metric_names.split_key(stage, "loss"), metric_names.split_key(stage, "acc")
+        self.log(loss_key, loss_metric, on_step=False, on_epoch=True)
+        self.log(acc_key, acc_metric, on_step=False, on_epoch=True, prog_bar=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")

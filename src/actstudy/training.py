@@ -23,7 +23,7 @@ from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.plugins.environments import LightningEnvironment, SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy
 
-from actstudy import outcomes
+from actstudy import metric_names, outcomes
 from actstudy.callbacks import CheckpointMeta, FlushMetricsBeforeCheckpoint, GracefulStop, LogProgress
 from actstudy.config import RunConfig
 from actstudy.data import ImageSplits, TensorDataModule
@@ -96,7 +96,7 @@ def build_trainer(
     checkpointing = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best",
-        monitor="val/acc",
+        monitor=metric_names.VAL_ACC,
         mode="max",
         save_top_k=1,
         save_last=True,
@@ -160,7 +160,7 @@ def train(
         if stop.interrupted:
             return TrainingResult(outcomes.INTERRUPTED)
         raise
-    final_val_acc = trainer.callback_metrics.get("val/acc")  # before test() replaces the metrics
+    final_val_acc = trainer.callback_metrics.get(metric_names.VAL_ACC)  # before test() replaces the metrics
     val_acc = float(final_val_acc) if final_val_acc is not None else math.nan
     if stop.requested:  # the signal came during the last batches: fit finished, the test waits for resume
         return TrainingResult(outcomes.INTERRUPTED, val_acc)
