@@ -74,7 +74,7 @@ def _values(config: DictConfig) -> dict[str, tuple[bool, list[str]]]:
     A key given twice (in the preset's params and on the command line) keeps its first place and takes its
     last values, as in the basic sweeper.
     """
-    values = {}
+    values: dict[str, tuple[bool, list[str]]] = {}
     for override in _parsed_overrides(config):
         key = override.get_key_element()
         if not override.is_sweep_override():
