@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Test fixture: a real single-node SLURM cluster on localhost for actstudy's
 # system tests (tests/system, marker `slurm`). Cluster users do NOT need this:
-# on a real cluster just run `python -m actstudy.train -m hydra/launcher=submitit_slurm ...`.
+# on a real cluster just run `python -m actstudy.train -m hydra/launcher=slurm ...` (docs/slurm.md).
 #
 # Usage: scripts/local_slurm.sh install|start|check|stop|status
 #   install  apt-get the Debian packages (slurmctld slurmd slurm-client munge slurmdbd

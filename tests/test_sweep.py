@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,62 @@ def test_missing_dataset_stops_before_training_with_one_line(tmp_path: Path):
     assert len(lines) == 1, result.stderr  # no traceback wall
     assert "cifar-10-python.tar.gz" in lines[0] and "data=shapes" in lines[0] and "nodata" in lines[0]
     assert not (tmp_path / "mlflow.db").exists()  # nothing was logged
+
+
+# A Hydra app on actstudy's config whose jobs only record their overrides (in launch order), and whose
+# sweep callback records what actstudy.sweep expects the sweep to launch.
+_RECORD_SWEEP = """
+import json
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+
+from actstudy import identity
+from actstudy.paths import CONF_DIR
+from actstudy.sweep import job_overrides, varying_keys
+
+identity.register_resolvers()
+
+
+class Expect(Callback):
+    def on_multirun_start(self, config, **kwargs):
+        expected = {"jobs": job_overrides(config), "varying": varying_keys(config)}
+        Path("expected.json").write_text(json.dumps(expected))
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg):
+    with open("launched.jsonl", "a") as out:
+        out.write(json.dumps(list(HydraConfig.get().overrides.task)) + "\\n")
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "varying"),
+    [
+        (["activation=sigmoid,tanh", "depth=2,4", "model=mlp,cnn"], ["activation", "depth", "model"]),
+        (["experiment=vanishing_gradient"], ["activation", "depth"]),  # the preset's hydra.sweeper.params
+        (["depth=1,3", "experiment=vanishing_gradient", "seed=5"], ["activation", "depth"]),  # depth twice
+        (["experiment=vanishing_gradient", "depth=2"], ["activation"]),  # the command fixes a swept key
+        (["seed=range(0,3)", "optimizer.lr=choice(0.1,0.01)", "+data.extra=1"], ["seed", "optimizer.lr"]),
+        (["activation=glob(s*)", "depth=2"], ["activation"]),  # a glob over the group's options
+    ],
+)
+def test_job_overrides_are_the_jobs_hydra_launches(tmp_path: Path, overrides: list[str], varying: list[str]):
+    (tmp_path / "record_sweep.py").write_text(_RECORD_SWEEP)
+    hydra_args = [
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        "hydra.callbacks.sweep_tracking._target_=record_sweep.Expect",
+    ]
+    result = run_cli("record_sweep", ["-m", "data=shapes", *overrides, *hydra_args], cwd=tmp_path, uri=None)
+    assert result.returncode == 0, result.stderr[-3000:]
+    launched = [json.loads(line) for line in (tmp_path / "launched.jsonl").read_text().splitlines()]
+    expected = json.loads((tmp_path / "expected.json").read_text())
+    assert len(launched) > 1 and expected["jobs"] == launched  # the same jobs, in the same order
+    assert expected["varying"] == varying

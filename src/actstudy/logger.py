@@ -3,8 +3,8 @@
 Writes happen on a background thread so training never waits for the store, gathered into one
 `log_batch` per `write_every_s` seconds (fewer, larger transactions disturb training less);
 `finalize` (and `flush`) write at once and block until every queued point is in the store, so nothing
-is lost at the end of a run. On a resumed run,
-a metric's points at or below its last step already in the store are dropped, so no point is logged twice.
+is lost at the end of a run. On a resumed run, a metric's points at or below its last step already in the
+store are dropped, so no point is logged twice.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ class MlflowRunLogger(Logger):
         self.logged = dict(logged or {})  # key -> last step already in the store (a resumed run)
         self.write_every_s = write_every_s
         self._flush_now = threading.Event()
-        self.points_written = 0
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -85,7 +84,6 @@ class MlflowRunLogger(Logger):
                 for start in range(0, len(points), _BATCH_LIMIT):
                     chunk = points[start : start + _BATCH_LIMIT]
                     retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
-                    self.points_written += len(chunk)
             except BaseException as exc:  # surfaced by flush()
                 self._error = exc
             finally:

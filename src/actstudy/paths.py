@@ -17,11 +17,6 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
 
 
-def default_artifact_root() -> str:
-    """Return the artifact root used when the default SQLite store creates an experiment."""
-    return (PROJECT_ROOT / "mlruns" / "artifacts").as_uri()
-
-
 def default_data_root() -> Path:
     """Return the dataset folder: `ACTSTUDY_DATA` if set, else `data/` at the project root."""
     env = os.environ.get("ACTSTUDY_DATA")

@@ -15,12 +15,15 @@ import sys
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
 from hydra import compose
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,20 +60,43 @@ class SweepInfo:
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def _parsed_overrides(config: DictConfig) -> list:
+def _parsed_overrides(config: DictConfig) -> list[Override]:
+    """Return the overrides that Hydra's sweeper expands: `hydra.sweeper.params`, then the command's."""
     params = config.hydra.sweeper.get("params") or {}
     arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
-    return OverridesParser.create().parse_overrides(arguments)
+    loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+    return OverridesParser.create(config_loader=loader).parse_overrides(arguments)  # loader: for glob()
+
+
+def _values(config: DictConfig) -> dict[str, tuple[bool, list[str]]]:
+    """Return {key: (swept, its `key=value` overrides)}, keys in the order the basic sweeper varies them.
+
+    A key given twice (in the preset's params and on the command line) keeps its first place and takes its
+    last values, as in the basic sweeper.
+    """
+    values: dict[str, tuple[bool, list[str]]] = {}
+    for override in _parsed_overrides(config):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            values[key] = (False, [f"{key}={override.get_value_element_as_str()}"])
+        elif override.is_discrete_sweep():
+            values[key] = (True, [f"{key}={value}" for value in override.sweep_string_iterator()])
+        else:  # interval(): only other sweepers (Optuna, Nevergrad) sample it; the basic one refuses it too
+            raise HydraException(f"{key}: an interval sweep has no list of jobs (use choice() or range())")
+    return values
 
 
 def job_overrides(config: DictConfig) -> list[list[str]]:
-    """Return the override list of every job the basic sweeper will launch (sweeper params included)."""
-    return [job for batch in BasicSweeper.split_arguments(_parsed_overrides(config), None) for job in batch]
+    """Return the override list of every job of the sweep, in the basic sweeper's launch order.
+
+    The cartesian product of every key's values (sweeper params included), the first key varying slowest.
+    """
+    return [list(job) for job in product(*(job_values for _, job_values in _values(config).values()))]
 
 
 def varying_keys(config: DictConfig) -> list[str]:
     """Return the keys (or groups) that the sweep gives several values."""
-    return [o.get_key_element() for o in _parsed_overrides(config) if o.is_sweep_override()]
+    return [key for key, (swept, _) in _values(config).items() if swept]
 
 
 def check_jobs(config: DictConfig, config_name: str) -> tuple[list[str], list[dict[str, Any]]]:

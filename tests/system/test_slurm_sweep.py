@@ -207,3 +207,37 @@ def test_requeued_job_resumes_its_run(slurm_cluster, tmp_path, stop, devices):
     assert states == ["REQUEUED", "COMPLETED"], states
     logs = "".join(p.read_text(errors="replace") for p in (sweep_dir / ".submitit").rglob("*.out"))
     assert f"resuming run {run_id}" in logs
+
+
+def test_cancelled_job_is_reported_and_the_sweep_finishes_the_others(slurm_cluster, tmp_path):
+    """`scancel` of one job of two: one stderr line names it, the other job still completes, exit 1."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "multirun"
+    longer = ["data.train_size=480", "trainer.max_epochs=8", "model.width=32"]  # long enough to cancel
+    args = ["-m", *SLURM, "activation=sigmoid,tanh", *TINY, *longer, f"hydra.sweep.dir={sweep_dir}"]
+    proc = _popen_cli(args, tmp_path, uri)
+    try:
+        client = MlflowClient(uri)
+
+        def first_run_id():
+            found = list(sweep_dir.glob("*/actstudy_run.json"))
+            return found and json.loads(found[0].read_text()).get("run_id")
+
+        run_id = _wait(first_run_id, 150, "a job's MLflow run", proc)
+        tags = client.get_run(run_id).data.tags
+        array_job = f"{tags['slurm.array_job_id']}_{tags['slurm.array_task_id']}"
+        _sh("scancel", array_job)  # not slurm.job_id: task 0's is the array's id, which cancels them all
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr[-4000:]
+    reported = [line for line in stderr.splitlines() if "ended without a result" in line]
+    assert len(reported) == 1 and f"SLURM job {array_job} (" in reported[0], stderr[-4000:]
+    assert "finished: 1 completed, 1 interrupted" in stderr
+
+    jobs = [r for r in _runs(client) if r.data.tags.get("actstudy.kind") == "job"]
+    assert {(r.info.run_id == run_id, r.data.tags["actstudy.outcome"]) for r in jobs} == {
+        (True, "interrupted"),
+        (False, "completed"),
+    }

@@ -8,14 +8,11 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
-from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-from omegaconf import OmegaConf
 
 log = logging.getLogger("actstudy")
 
@@ -29,37 +26,51 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         stop_cleanly_on_timeout_signal()
         return super().__call__(*args, **kwargs)
 
-    def launch(self, job_overrides: Any, initial_job_idx: int) -> list[JobReturn]:
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Return upstream's job returns, with a NaN one for each job that ended without a result."""
+        # Upstream's launch ends in `[j.results()[0] for j in jobs]`, which raises at the first job without
+        # a result and loses all the others'; it has no smaller hook. Rather than copy it, run it with its
+        # executor wrapped (a sweep launches from one thread). submitit is imported here, as upstream does:
+        # Hydra imports this module at every start, to discover plugins.
         import submitit
 
-        assert self.config is not None
-        params = dict(self.params)
-        executor = submitit.AutoExecutor(
-            cluster="slurm",
-            folder=params.pop("submitit_folder"),
-            slurm_max_num_timeout=params.pop("max_num_timeout"),
-        )
-        base = set(OmegaConf.structured(BaseQueueConf).keys())
-        executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        log.info("Submitit 'slurm' sweep output dir : %s", sweep_dir)
-        job_params = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-            state = Singleton.get_state()
-            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", state))
-        jobs = executor.map_array(self, *zip(*job_params, strict=True))
+        upstream = submitit.AutoExecutor
+        submitit.AutoExecutor = lambda *args, **kwargs: _SweepExecutor(upstream(*args, **kwargs))
+        try:
+            return super().launch(job_overrides, initial_job_idx)
+        finally:
+            submitit.AutoExecutor = upstream
+
+
+class _SweepExecutor:
+    """A submitit executor whose jobs turn a missing result into one line on stderr and a NaN result."""
+
+    def __init__(self, executor: Any):
+        self.executor = executor
+
+    def __getattr__(self, name: str) -> Any:  # update_parameters and the rest: the executor's own
+        return getattr(self.executor, name)
+
+    def map_array(self, fn: Any, *iterable: Sequence[Any]) -> list[_ResultOrNan]:
+        """Return the submitted jobs; upstream passes each job's overrides as the first iterable."""
+        jobs = self.executor.map_array(fn, *iterable)
         if jobs:
             log.info("submitted SLURM job array %s (%d jobs)", jobs[0].job_id.split("_")[0], len(jobs))
-        returns = []
-        for job, (overrides, *_) in zip(jobs, job_params, strict=True):
-            try:
-                returns.append(job.results()[0])
-            except Exception as exc:  # cancelled, timed out without requeue, killed: no result pickle
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                print(f"actstudy: error: SLURM job {job.job_id} ({' '.join(overrides)}) ended without a "
-                      f"result ({job.state}): {first}", file=sys.stderr)  # fmt: skip
-                nan = JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=math.nan)
-                returns.append(nan)
-        return returns
+        return [_ResultOrNan(job, list(overrides)) for job, overrides in zip(jobs, iterable[0], strict=True)]
+
+
+class _ResultOrNan:
+    """A submitted job whose `results()` does not raise when the job ended without a result."""
+
+    def __init__(self, job: Any, overrides: list[str]):
+        self.job, self.overrides = job, overrides
+
+    def results(self) -> list[JobReturn]:
+        """Return the job's results (one JobReturn), or one NaN JobReturn if it left none."""
+        try:
+            return self.job.results()
+        except Exception as exc:  # cancelled, timed out without requeue, killed: no result pickle
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"actstudy: error: SLURM job {self.job.job_id} ({' '.join(self.overrides)}) ended without "
+                  f"a result ({self.job.state}): {first}", file=sys.stderr)  # fmt: skip
+            return [JobReturn(overrides=self.overrides, status=JobStatus.COMPLETED, _return_value=math.nan)]
