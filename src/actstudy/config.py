@@ -12,16 +12,16 @@ lines, do not say which values are allowed, and cannot type a key as "int or flo
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import inspect
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
+
+from actstudy.errors import ConfigError as ConfigError  # where most modules import it from
+from actstudy.typed import ARGUMENTS, at_least, build, choice, target_arguments
 
 RESUME_MODES = ("auto", "true", "false")
 PROGRESS_MODES = ("auto", "bar", "log", "none")
@@ -33,11 +33,6 @@ MAX_DEPTH = 100  # plain nets this deep do not train at all, and building deeper
 SEED_RANGE = (0, 2**32 - 1)  # what NumPy and Lightning's seed_everything accept (it re-draws others)
 # DDP only: the monitor reads each layer's whole gradient, which FSDP and DeepSpeed shard across ranks.
 STRATEGIES = ("auto", "ddp")
-ARGUMENTS = "arguments"  # the field that holds a `_target_` node's own arguments (its other keys)
-
-
-class ConfigError(ValueError):
-    """A config value is wrong; the message is one line saying what and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +50,8 @@ class ModelConfig:
     def check(self) -> None:
         from actstudy.models.init import SCHEMES
 
-        _at_least("model.width", self.width, 1)
-        _choice("model.init", self.init, tuple(SCHEMES))
+        at_least("model.width", self.width, 1)
+        choice("model.init", self.init, tuple(SCHEMES))
 
 
 @dataclass(frozen=True)
@@ -77,13 +72,13 @@ class DataConfig:
     arguments: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
-        _at_least("data.batch_size", self.batch_size, 1)
-        _at_least("data.val_size", self.val_size, 0)
-        _at_least("data.crop_padding", self.crop_padding, 0)
+        at_least("data.batch_size", self.batch_size, 1)
+        at_least("data.val_size", self.val_size, 0)
+        at_least("data.crop_padding", self.crop_padding, 0)
         for key in ("train_size", "test_size"):
             value = getattr(self, key)
             if value is not None:
-                _at_least(f"data.{key}", value, 1)
+                at_least(f"data.{key}", value, 1)
         root = self.arguments.get("root")
         if root is not None and Path(root).exists() and not Path(root).is_dir():
             raise ConfigError(
@@ -148,7 +143,7 @@ class ActivationConfig:
         if "_target_" not in self.module:
             raise ConfigError(f"activation.module of '{self.name}' needs a _target_ such as torch.nn.ReLU")
         arguments = {k: v for k, v in self.module.items() if k != "_target_"}
-        _target_arguments(self.module["_target_"], arguments, (), "activation.module.")
+        target_arguments(self.module["_target_"], arguments, (), "activation.module.")
 
 
 @dataclass(frozen=True)
@@ -169,7 +164,7 @@ class OptimizerConfig:
             raise ConfigError(
                 f"optimizer.momentum={momentum}: must be in [0, 1) (0.9 is usual; 0: plain SGD)"
             )
-        _at_least("optimizer.weight_decay", self.arguments.get("weight_decay", 0.0), 0.0)
+        at_least("optimizer.weight_decay", self.arguments.get("weight_decay", 0.0), 0.0)
 
 
 @dataclass(frozen=True)
@@ -193,17 +188,17 @@ class TrainerConfig:
     checkpoint_every_n_steps: int | None = None  # extra mid-epoch checkpoints (last.ckpt: every epoch)
 
     def check(self) -> None:
-        _at_least("trainer.max_epochs", self.max_epochs, 1)
-        _at_least("trainer.devices", self.devices, 1)
-        _at_least("trainer.num_nodes", self.num_nodes, 1)
-        _choice("trainer.accelerator", self.accelerator, ACCELERATORS)
-        _choice("trainer.strategy", self.strategy, STRATEGIES)
+        at_least("trainer.max_epochs", self.max_epochs, 1)
+        at_least("trainer.devices", self.devices, 1)
+        at_least("trainer.num_nodes", self.num_nodes, 1)
+        choice("trainer.accelerator", self.accelerator, ACCELERATORS)
+        choice("trainer.strategy", self.strategy, STRATEGIES)
         if not self.ddp_timeout_s > 0:
             raise ConfigError(f"trainer.ddp_timeout_s={self.ddp_timeout_s}: must be > 0 seconds")
-        _at_least("trainer.log_every_n_steps", self.log_every_n_steps, 1)
-        _choice("trainer.deterministic", self.deterministic, DETERMINISTIC_MODES)
-        _choice("trainer.progress", self.progress, PROGRESS_MODES)
-        _choice("trainer.precision", self.precision, PRECISIONS)
+        at_least("trainer.log_every_n_steps", self.log_every_n_steps, 1)
+        choice("trainer.deterministic", self.deterministic, DETERMINISTIC_MODES)
+        choice("trainer.progress", self.progress, PROGRESS_MODES)
+        choice("trainer.precision", self.precision, PRECISIONS)
         for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
             value = getattr(self, key)
             if value <= 0 or (isinstance(value, float) and value > 1):
@@ -211,7 +206,7 @@ class TrainerConfig:
                     f"trainer.{key}={value}: must be a fraction in (0, 1] or a whole number of batches >= 1"
                 )
         if self.checkpoint_every_n_steps is not None:
-            _at_least("trainer.checkpoint_every_n_steps", self.checkpoint_every_n_steps, 1)
+            at_least("trainer.checkpoint_every_n_steps", self.checkpoint_every_n_steps, 1)
 
 
 @dataclass(frozen=True)
@@ -236,7 +231,7 @@ class MonitorConfig:
     activations: bool = True  # forward hooks for act/* statistics (only on monitored steps)
 
     def check(self) -> None:
-        _at_least("monitor.every_n_steps", self.every_n_steps, 1)
+        at_least("monitor.every_n_steps", self.every_n_steps, 1)
 
 
 @dataclass(frozen=True)
@@ -256,7 +251,7 @@ class RunConfig:
     resume: str = "auto"
 
     def check(self) -> None:
-        _at_least("depth", self.depth, 1)
+        at_least("depth", self.depth, 1)
         if self.depth > MAX_DEPTH:
             raise ConfigError(
                 f"depth={self.depth}: must be <= {MAX_DEPTH} (plain nets this deep do not train at all, "
@@ -264,7 +259,7 @@ class RunConfig:
             )
         if not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
             raise ConfigError(f"seed={self.seed}: must be in [{SEED_RANGE[0]}, {SEED_RANGE[1]}]")
-        _choice("resume", self.resume, RESUME_MODES)
+        choice("resume", self.resume, RESUME_MODES)
         processes = self.trainer.devices * self.trainer.num_nodes
         if self.data.batch_size % processes:
             raise ConfigError(
@@ -292,7 +287,7 @@ def parse_config(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
     cfg = {k: v for k, v in cfg.items() if k != "hydra"}
-    return _build(RunConfig, cfg, "")
+    return build(RunConfig, cfg, "")
 
 
 def defaults(cls: type = RunConfig) -> dict[str, Any]:
@@ -316,117 +311,3 @@ def run_name(activation: str, depth: Any, seed: Any, varying: list[str] = ()) ->
     """
     name = f"{activation}-d{depth}-s{seed}"
     return f"{name}_{','.join(varying)}".replace("/", "_") if varying else name
-
-
-def _build(cls: type, node: Any, prefix: str) -> Any:
-    if not isinstance(node, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {node!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)} - {ARGUMENTS}
-    extra = {k: v for k, v in node.items() if k not in names}
-    if extra and ARGUMENTS not in hints:
-        unknown = sorted(extra)[0]
-        raise ConfigError(
-            f"unknown key '{prefix}{unknown}'; known keys under '{prefix.rstrip('.') or 'config'}': "
-            + ", ".join(sorted(names))
-        )
-    values = {}
-    for f in dataclasses.fields(cls):
-        key = prefix + f.name
-        if f.name == ARGUMENTS:
-            values[f.name] = _target_arguments(node.get("_target_"), extra, cls.TARGET_GETS, prefix)
-        elif f.name in node:
-            values[f.name] = _convert(hints[f.name], node[f.name], key)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"missing key '{key}'")
-    obj = cls(**values)
-    if hasattr(obj, "check"):
-        obj.check()
-    return obj
-
-
-def _target_arguments(target: Any, arguments: dict[str, Any], given: tuple[str, ...], prefix: str) -> dict:
-    """Return `arguments` typed by `target`'s signature; raise ConfigError for an unknown or ill-typed one.
-
-    `given` are the parameters the harness passes itself: the target must take them, the file must not.
-    """
-    module, _, name = str(target).rpartition(".")
-    try:  # imports the target's module (torch for most), so it comes after the cheap checks
-        built = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(
-            f"{prefix}_target_={target}: cannot be imported ({exc}); name a class or function, "
-            "e.g. torch.optim.SGD"
-        ) from None
-    parameters = inspect.signature(built).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    for name in given:
-        if name not in parameters and not takes_any:
-            raise ConfigError(f"{prefix}_target_={target}: does not take '{name}', which actstudy passes")
-    try:
-        hints = typing.get_type_hints(built.__init__ if isinstance(built, type) else built)
-    except Exception:  # an annotation that does not resolve: leave the values untyped
-        hints = {}
-    own = [
-        n for n, p in parameters.items() if n not in given and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
-    typed = {}
-    for key, value in arguments.items():
-        if key not in own and not takes_any:
-            raise ConfigError(f"unknown key '{prefix}{key}'; {target} takes: {', '.join(own)}")
-        typed[key] = _convert(hints.get(key, Any), value, prefix + key)
-    return typed
-
-
-def _convert(tp: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            if len(args) < len(typing.get_args(tp)):
-                return None
-            raise ConfigError(f"{key}: must not be null")
-        if set(args) == {int, float}:  # Lightning reads an int limit as a count, a float as a fraction
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return value
-            raise ConfigError(f"{key}={value!r}: must be a number")
-        return _convert(args[0], value, key)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key + ".")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}={value!r}: must be true or false")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}={value!r}: must be an integer")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{key}={value!r}: must be a number")
-    if tp is str:
-        if isinstance(value, bool):  # `resume=true` arrives as a YAML boolean
-            return str(value).lower()
-        if isinstance(value, (str, int, float)):
-            return str(value)
-        raise ConfigError(f"{key}={value!r}: must be a string")
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(typing.get_args(tp)):
-            raise ConfigError(f"{key}={value!r}: must be a list of {len(typing.get_args(tp))} numbers")
-        return tuple(_convert(a, v, key) for a, v in zip(typing.get_args(tp), value, strict=True))
-    if origin is dict:
-        if isinstance(value, dict):
-            return value
-        raise ConfigError(f"{key}={value!r}: must be a mapping")
-    return value
-
-
-def _at_least(key: str, value: float, minimum: float) -> None:
-    if value < minimum:
-        raise ConfigError(f"{key}={value}: must be >= {minimum}")
-
-
-def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key}={value!r}: must be one of {', '.join(allowed)}")

@@ -5,6 +5,10 @@ before torch, Lightning or MLflow are imported.
 """
 
 
+class ConfigError(ValueError):
+    """A config value is wrong; the message is one line saying what and how to fix it."""
+
+
 class DatasetUnavailable(RuntimeError):
     """The dataset is missing, cannot be downloaded, or is corrupt; the message says how to fix it."""
 
