@@ -42,7 +42,7 @@ def test_each_activation_and_model_composes_and_runs_forward(activation, model):
     assert len(net.blocks) == 8
 
 
-@pytest.mark.parametrize("init", ["default", "xavier", "kaiming", "nielsen"])
+@pytest.mark.parametrize("init", ["auto", "default", "xavier", "kaiming", "nielsen"])
 def test_each_init_composes(init):
     cfg = config(f"model.init={init}", "data=shapes", "activation=tanh")
     build_model(cfg, (3, 32, 32), 10)
@@ -149,7 +149,7 @@ def test_experiment_presets():
     assert (nielsen.activation.name, nielsen.model.init, nielsen.optimizer.lr) == ("sigmoid", "nielsen", 0.1)
     assert (nielsen.data.name, nielsen.data.batch_size) == ("mnist", 10)
     vg = config("experiment=vanishing_gradient")
-    assert (vg.optimizer.name, vg.model.init, vg.model.batch_norm) == ("sgd", "default", False)
+    assert (vg.optimizer.name, vg.model.init, vg.model.batch_norm) == ("sgd", "auto", False)
 
 
 @pytest.mark.parametrize(
@@ -299,8 +299,8 @@ def test_the_preflight_lets_valid_commands_through(args):
     [
         (["activation=tanh,relu"], "activation=tanh,relu: several values make a sweep: add -m (or quote "
          "them for one string value)"),
-        (["experiment=null"], "experiment=null: a config group takes one of its options (options: nielsen, "
-         "vanishing_gradient); leave it out for the default"),
+        (["experiment=null"], "experiment=null: a config group takes one of its options (options: "
+         "init_vs_activation, nielsen, vanishing_gradient); leave it out for the default"),
     ],
 )  # fmt: skip
 def test_the_preflight_explains_what_hydra_would_refuse(args, expected):
@@ -405,7 +405,7 @@ def test_default_store_is_in_the_project_whatever_the_cwd(monkeypatch, tmp_path)
     assert default_tracking_uri() == f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
 
 
-def test_vanishing_gradient_preset_defines_the_nine_job_sweep():
+def test_vanishing_gradient_preset_defines_the_27_job_sweep():
     from hydra import compose, initialize_config_dir
 
     from actstudy.sweep import job_overrides, validate_jobs
@@ -416,6 +416,10 @@ def test_vanishing_gradient_preset_defines_the_nine_job_sweep():
         )
         jobs = job_overrides(cfg)
         assert validate_jobs(cfg, "config") == []
-    settings = {(j["activation"], j["depth"]) for j in (dict(o.split("=", 1) for o in job) for job in jobs)}
-    assert settings == {(a, d) for a in ("sigmoid", "tanh", "relu") for d in ("2", "4", "8")}
+    settings = [
+        (j["activation"], j["depth"], j["seed"]) for j in (dict(o.split("=", 1) for o in job) for job in jobs)
+    ]
+    assert sorted(settings) == sorted(
+        (a, d, s) for a in ("sigmoid", "tanh", "relu") for d in "248" for s in "012"
+    )
     assert all("data=shapes" in job for job in jobs)

@@ -22,6 +22,22 @@ def shapes_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return (raw.train_x.float() / 255 - 0.5) / 0.25, raw.train_y
 
 
+def test_with_batch_norm_the_bias_gradient_is_the_shift_s(shapes_batch):
+    from actstudy.models import build_model
+
+    cfg = config("activation=sigmoid", "depth=3", "model.width=8", "data=shapes", "model.batch_norm=true")
+    x, y = shapes_batch[0][:16], shapes_batch[1][:16]
+    torch.manual_seed(0)
+    model = build_model(cfg, tuple(x.shape[1:]), 10)
+    reference = copy.deepcopy(model)
+    F.cross_entropy(reference(x), y).backward()
+    logged = train_steps(cfg, [(x, y)], model=model)[0].points[0]
+    for i, block in enumerate(reference.blocks):
+        assert block.layer.bias is None  # a conv before batch norm has none: the shift stands in for it
+        expected = block.norm.bias.grad.norm().item()
+        assert logged[layer_key("grad/bias_l2", i + 1)] == pytest.approx(expected, rel=1e-5)
+
+
 def test_logged_values_equal_a_direct_computation(shapes_batch):
     cfg = config(
         "model=mlp", "activation=sigmoid", "depth=2", "model.width=5", "data=shapes", "optimizer.lr=0.5"

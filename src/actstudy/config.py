@@ -43,7 +43,7 @@ class ModelConfig:
     _target_: str
     name: str
     width: int
-    init: str = "default"  # a scheme of actstudy.models.init.SCHEMES
+    init: str = "auto"  # a scheme of actstudy.models.init.SCHEMES; auto: the one the activation names
     batch_norm: bool = False  # the control: plain nets are what the vanishing-gradient study is about
     arguments: dict[str, Any] = field(default_factory=dict)
 
@@ -136,12 +136,16 @@ class ActivationConfig:
 
     name: str
     module: dict[str, Any]  # {_target_: torch.nn.X, its arguments}
+    init: str  # the scheme `model.init=auto` uses: xavier (saturating) or kaiming (ReLU family)
     saturated: SaturationConfig | None = None  # output < low or > high counts as saturated
     dead: DeadConfig | None = None  # a unit whose output is <= max_output on the whole batch is dead
 
     def check(self) -> None:
+        from actstudy.models.init import ACTIVATION_SCHEMES
+
         if "_target_" not in self.module:
             raise ConfigError(f"activation.module of '{self.name}' needs a _target_ such as torch.nn.ReLU")
+        choice("activation.init", self.init, ACTIVATION_SCHEMES)
         arguments = {k: v for k, v in self.module.items() if k != "_target_"}
         target_arguments(self.module["_target_"], arguments, (), "activation.module.")
 

@@ -43,12 +43,21 @@ class ClassifierModule(L.LightningModule):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.train_metrics: dict[str, float] = {}  # the last logged train metrics, on the host
+        self.test_split = "test"  # metric_names.TEST_AT_BEST_VAL while the best checkpoint is tested
         self.diverged_step: int | None = None
         self._first_bad: Tensor | None = None  # first step with a non-finite loss on this rank, -1: none
 
     def hidden_layers(self) -> list[tuple[nn.Module, nn.Module]]:
         """Return (weight layer, activation module) of each hidden block, from the input side."""
         return [(block.layer, block.act) for block in self.model.blocks]
+
+    def hidden_biases(self) -> list[Tensor | None]:
+        """Return each hidden block's bias: the layer's own, else batch norm's shift, which sits where the
+        bias would (its gradient is the layer's delta, Nielsen's ||delta^l||, in both arms of a BN study)."""
+        return [
+            block.layer.bias if block.layer.bias is not None else getattr(block.norm, "bias", None)
+            for block in self.model.blocks
+        ]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
@@ -105,7 +114,8 @@ class ClassifierModule(L.LightningModule):
         loss_metric, acc_metric = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
         loss_metric(F.cross_entropy(logits, y), weight=len(y))
         acc_metric(logits, y)
-        loss_key, acc_key = metric_names.split_key(stage, "loss"), metric_names.split_key(stage, "acc")
+        split = self.test_split if stage == "test" else stage
+        loss_key, acc_key = metric_names.split_key(split, "loss"), metric_names.split_key(split, "acc")
         self.log(loss_key, loss_metric, on_step=False, on_epoch=True)
         self.log(acc_key, acc_metric, on_step=False, on_epoch=True, prog_bar=True)
 

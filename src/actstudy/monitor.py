@@ -1,10 +1,11 @@
 """Gradient-flow and activation monitor: per hidden layer gradient norms, update ratios, activation stats.
 
 Works with any LightningModule that has `hidden_layers() -> [(weight layer, activation module), ...]`
-ordered from the input. On a monitored step s (s = 0, N, 2N, ... of the optimiser's global step) it
-records, for the batch that produces update s:
+and `hidden_biases() -> [bias or None, ...]`, ordered from the input. On a monitored step s (s = 0, N,
+2N, ... of the optimiser's global step) it records, for the batch that produces update s:
 
-- `grad/weight_l2/lNN`, `grad/weight_rms/lNN`, `grad/bias_l2/lNN`: norms of the gradients;
+- `grad/weight_l2/lNN`, `grad/weight_rms/lNN`, `grad/bias_l2/lNN`: norms of the gradients (the bias is
+  batch norm's shift when the layer has none);
 - `grad/update_ratio/lNN`: ||w_after - w_before|| / ||w_before|| of that optimiser step;
 - `grad/first_to_last`: weight_rms of layer 1 / weight_rms of the last hidden layer;
 - `act/mean`, `act/std`, `act/saturated`, `act/dead` of each activation's output (forward hooks that
@@ -105,7 +106,7 @@ class GradientFlowMonitor(L.Callback):
         self._remove_hooks()  # the forward pass of this step is over
         layers = self._layers(pl_module)
         weights = [layer.weight for layer, _ in layers]
-        biases = [layer.bias for layer, _ in layers if layer.bias is not None]
+        biases = [b for b in pl_module.hidden_biases() if b is not None]
         grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
         grads += [b.grad if b.grad is not None else torch.zeros_like(b) for b in biases]
         norms = _norms(grads)

@@ -167,4 +167,20 @@ def train(
     if module.diverged_step is not None:
         return TrainingResult(outcomes.DIVERGED, val_acc, module.diverged_step)
     trainer.test(module, datamodule=datamodule, verbose=False)
+    _test_best_checkpoint(trainer, module, datamodule)
     return TrainingResult(outcomes.COMPLETED, val_acc)
+
+
+def _test_best_checkpoint(trainer: L.Trainer, module: ClassifierModule, datamodule: TensorDataModule) -> None:
+    """Log the best validation accuracy and test the checkpoint that reached it (`test_best/*`)."""
+    best = trainer.checkpoint_callback
+    if best is None or not best.best_model_path or best.best_model_score is None:
+        return
+    for logger in trainer.loggers:
+        best_val = {metric_names.VAL_ACC_BEST: float(best.best_model_score)}
+        logger.log_metrics(best_val, step=trainer.global_step)
+    module.test_split = metric_names.TEST_AT_BEST_VAL
+    try:
+        trainer.test(module, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False)
+    finally:
+        module.test_split = "test"
