@@ -1,0 +1,281 @@
+"""The classic claims, each tested against the sweep's own numbers: holds, does not hold, or cannot tell.
+
+A claim is tested only where the sweep's factors can test it (e.g. batch norm must vary to test that it
+rescues deep sigmoid nets). Runs are grouped by every factor the sweep varies except the seed; a group's
+number is the mean over its seeds with a 95 % t-interval (n shown). Thresholds are stated below, once,
+and printed in the report beside each verdict:
+
+- a threshold claim (a number against a bound) holds when the whole interval is on the claimed side,
+  does not hold when it is wholly on the other side, and cannot tell when it straddles the bound; with
+  one seed the single value decides, and the report says "1 seed";
+- a comparison claim (one setting above another) holds or does not hold only when the two intervals
+  separate, which needs at least two seeds per setting: one seed cannot rank.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from actstudy import metric_names as mn
+from actstudy.report.collect import RunData
+from actstudy.report.tables import setting_columns
+
+HOLDS, FAILS, CANNOT_TELL = "holds", "does not hold", "cannot tell"
+
+DECAY_BOUND = 0.5  # sigmoid: |gradient| shrinks by at least this factor per layer towards the input
+SPREAD_BOUND = 10.0  # tanh, ReLU under init=auto: largest / smallest layer gradient within an order
+NIELSEN_RANGE = (30.0, 300.0)  # Nielsen's "about 100 times" (0.285 / 0.003 = 95), within a factor ~3
+END_POINTS = 5  # "@end" is the mean of the last monitored steps, not one mini-batch
+# 97.5 % quantiles of Student's t for 1 .. 30 degrees of freedom (beyond: the normal's 1.96).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145,
+         2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048,
+         2.045, 2.042)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The mean of `n` values with a 95 % t-interval [low, high] (low = high = mean when n == 1)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def text(self, fmt: Callable[[float], str]) -> str:
+        """Return e.g. "0.21 [0.18, 0.25] (n=3)", or "0.21 (1 seed)"."""
+        if self.n == 1:
+            return f"{fmt(self.mean)} (1 seed)"
+        return f"{fmt(self.mean)} [{fmt(self.low)}, {fmt(self.high)}] (n={self.n})"
+
+
+def interval(values: Iterable[float], log: bool = False) -> Interval | None:
+    """Return the 95 % t-interval of the finite `values` (of their logarithms when `log`), None if none."""
+    xs = [v for v in values if v is not None and math.isfinite(v) and (v > 0 or not log)]
+    if not xs:
+        return None
+    if log:
+        xs = [math.log(v) for v in xs]
+    mean = statistics.fmean(xs)
+    half = 0.0
+    if len(xs) > 1:
+        t = _T975[len(xs) - 2] if len(xs) - 1 <= len(_T975) else 1.96
+        half = t * statistics.stdev(xs) / math.sqrt(len(xs))
+    low, high = mean - half, mean + half
+    if log:
+        mean, low, high = math.exp(mean), math.exp(low), math.exp(high)
+    return Interval(mean, low, high, len(xs))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim tested on one group of runs: what is claimed, what was measured, and the verdict."""
+
+    claim: str
+    setting: str
+    literature: str
+    measured: str
+    verdict: str
+    rule: str
+
+
+def at_most(value: Interval, bound: float) -> str:
+    """Return the verdict of "value <= bound" on an interval."""
+    if value.high <= bound:
+        return HOLDS
+    return FAILS if value.low > bound else CANNOT_TELL
+
+
+def within(value: Interval, low: float, high: float) -> str:
+    """Return the verdict of "low <= value <= high" on an interval."""
+    if low <= value.low and value.high <= high:
+        return HOLDS
+    return FAILS if value.high < low or value.low > high else CANNOT_TELL
+
+
+def above(better: Interval, worse: Interval) -> str:
+    """Return the verdict of "better > worse": intervals must separate, which needs n >= 2 on both."""
+    if better.n < 2 or worse.n < 2:
+        return CANNOT_TELL
+    if better.low > worse.high:
+        return HOLDS
+    return FAILS if better.high < worse.low else CANNOT_TELL
+
+
+def end_value(run: RunData, key: str) -> float | None:
+    """Return the mean of `key` over its last `END_POINTS` logged steps (None if it has none)."""
+    points = run.series(key)[-END_POINTS:]
+    return statistics.fmean(v for _, v in points) if points else None
+
+
+def layer_values(run: RunData, family: str, at_end: bool) -> list[float]:
+    """Return a per-layer family's values from the input side, at step 0 or "@end"; [] if incomplete."""
+    values = []
+    for layer in range(1, (run.depth or 0) + 1):
+        key = mn.layer_key(family, layer)
+        value = end_value(run, key) if at_end else run.at_step(key, 0)
+        if value is None or not value > 0:
+            return []
+        values.append(value)
+    return values
+
+
+def decay_factor(values: list[float]) -> float | None:
+    """Return the per-layer factor by which `values` (from the input side) shrink towards the input.
+
+    A least-squares line through log(value) against the layer number; the factor is exp(-slope): 0.25
+    means each layer nearer the input has a quarter of the gradient of the one above it.
+    """
+    if len(values) < 2:
+        return None
+    xs = range(1, len(values) + 1)
+    x_mean, y_mean = statistics.fmean(xs), statistics.fmean(math.log(v) for v in values)
+    slope = sum((x - x_mean) * (math.log(v) - y_mean) for x, v in zip(xs, values, strict=True)) / sum(
+        (x - x_mean) ** 2 for x in xs
+    )
+    return math.exp(-slope)
+
+
+def groups(runs: list[RunData]) -> tuple[list[tuple[str, str]], dict[tuple[str, ...], list[RunData]]]:
+    """Return the factors (param key, label) that vary but the seed, and the usable runs grouped by them."""
+    factors = [(k, label) for k, label in setting_columns(runs) if k != "seed"]
+    out: dict[tuple[str, ...], list[RunData]] = {}
+    for run in runs:
+        if run.plottable:
+            out.setdefault(tuple(run.params.get(k, "?") for k, _ in factors), []).append(run)
+    return factors, out
+
+
+def setting_text(values: tuple[str, ...], factors: list[tuple[str, str]]) -> str:
+    """Return a group's setting as "activation=sigmoid, depth=8"."""
+    return ", ".join(f"{label}={value}" for value, (_, label) in zip(values, factors, strict=True))
+
+
+def evaluate_claims(runs: list[RunData]) -> list[Claim]:
+    """Return every claim the sweep's runs can test, one row per claim and group of runs."""
+    factors, by_setting = groups(runs)
+    rows: list[Claim] = []
+    for values, members in by_setting.items():
+        rows += _per_group(members, setting_text(values, factors))
+    return rows + _comparisons(by_setting, factors)
+
+
+def _per_group(members: list[RunData], setting: str) -> list[Claim]:
+    first = members[0]
+    rows = []
+    plain = first.params.get("model.batch_norm", "False") == "False"
+    if first.activation == "sigmoid" and (first.depth or 0) >= 3 and plain:
+        for at_end, when in ((False, "step 0"), (True, "@end")):
+            factors = [decay_factor(layer_values(r, mn.GRAD_WEIGHT_RMS, at_end)) for r in members]
+            value = interval(factors, log=True)
+            if value is not None:
+                rows.append(Claim(
+                    f"sigmoid gradients shrink layer by layer towards the input ({when})", setting,
+                    "σ' <= 1/4: a factor of about 1/4 per layer (Nielsen ch. 5)",
+                    f"factor per layer {value.text(_g)}", at_most(value, DECAY_BOUND),
+                    f"holds if the factor is <= {DECAY_BOUND}",
+                ))  # fmt: skip
+    auto = first.params.get("model.init") == "auto"
+    if first.activation in ("tanh", "relu") and auto and plain and (first.depth or 0) >= 2:
+        spreads = []
+        for r in members:
+            values = layer_values(r, mn.GRAD_WEIGHT_RMS, at_end=False)
+            spreads.append(max(values) / min(values) if values else None)
+        value = interval(spreads, log=True)
+        if value is not None:
+            rows.append(Claim(
+                f"{first.activation} gradients stay within one order of magnitude across layers (step 0)",
+                setting, "no shrinking factor per layer with an init fitted to the activation (He 2015)",
+                f"largest / smallest layer {value.text(_g)}", at_most(value, SPREAD_BOUND),
+                f"holds if the ratio is <= {SPREAD_BOUND:g}",
+            ))  # fmt: skip
+    nielsen = first.params.get("model.name") == "mlp" and first.params.get("model.width") == "30"
+    if first.activation == "sigmoid" and first.depth == 4 and nielsen:
+        ratios = []
+        for r in members:
+            values = layer_values(r, mn.GRAD_BIAS_L2, at_end=False)
+            ratios.append(values[3] / values[0] if values else None)
+        value = interval(ratios, log=True)
+        if value is not None:
+            low, high = NIELSEN_RANGE
+            rows.append(Claim(
+                "the 4th hidden layer learns about 100 times faster than the 1st (step 0)", setting,
+                "||δ⁴|| / ||δ¹|| = 0.285 / 0.003 ≈ 95 (Nielsen ch. 5)", f"||δ⁴|| / ||δ¹|| {value.text(_g)}",
+                within(value, low, high), f"holds if the ratio is within [{low:g}, {high:g}]",
+            ))  # fmt: skip
+    return rows
+
+
+# (factor, claim, runs of which activation, whether the larger factor value should score higher, source)
+_COMPARISONS = (
+    ("depth", "deeper sigmoid nets reach a lower test accuracy", "sigmoid", False,
+     "deep sigmoid nets train badly (Glorot & Bengio 2010)"),
+    ("model.batch_norm", "batch norm lifts deep sigmoid nets' test accuracy", "sigmoid", True,
+     "batch norm rescues deep sigmoid nets (Ioffe & Szegedy 2015)"),
+    ("optimizer.lr", "the dead ReLU fraction grows with the learning rate", "relu", True,
+     "ReLU units die under large steps (cs231n; Lu et al. 2019)"),
+)  # fmt: skip
+
+
+def _comparisons(
+    by_setting: dict[tuple[str, ...], list[RunData]], factors: list[tuple[str, str]]
+) -> list[Claim]:
+    keys = [k for k, _ in factors]
+    rows = []
+    for factor, claim, activation, larger_is_higher, literature in _COMPARISONS:
+        if factor not in keys:
+            continue
+        index = keys.index(factor)
+        rest_factors = factors[:index] + factors[index + 1 :]
+        arms_by_rest: dict[tuple[str, ...], dict[str, list[RunData]]] = {}
+        for values, members in by_setting.items():
+            if members[0].activation == activation:
+                rest = values[:index] + values[index + 1 :]
+                arms_by_rest.setdefault(rest, {})[values[index]] = members
+        measure, what = (
+            (_mean_dead, "dead fraction @end")
+            if factor == "optimizer.lr"
+            else (_accuracy, "test accuracy of the best-validation checkpoint")
+        )
+        for rest, arms in arms_by_rest.items():
+            if len(arms) < 2:
+                continue
+            ordered = sorted(arms, key=_number)
+            higher, lower = (ordered[-1], ordered[0]) if larger_is_higher else (ordered[0], ordered[-1])
+            a, b = interval(measure(r) for r in arms[higher]), interval(measure(r) for r in arms[lower])
+            verdict = above(a, b) if a is not None and b is not None else CANNOT_TELL
+            parts = "; ".join(f"{factor}={arm} {interval_text(arms[arm], measure)}" for arm in ordered)
+            setting = setting_text(rest, rest_factors) or "all runs"
+            rows.append(Claim(
+                claim, setting, literature, f"{what}: {parts}", verdict,
+                "holds if the 95 % intervals separate (needs 2+ seeds per setting)",
+            ))  # fmt: skip
+    return rows
+
+
+def _accuracy(run: RunData) -> float | None:
+    best = run.last(mn.TEST_BEST_ACC)
+    return best if best is not None else run.last(mn.TEST_ACC)
+
+
+def interval_text(runs: list[RunData], measure: Callable[[RunData], float | None]) -> str:
+    """Return `measure`'s interval over `runs` as text."""
+    value = interval(measure(r) for r in runs)
+    return value.text(_g) if value is not None else "—"
+
+
+def _mean_dead(run: RunData) -> float | None:
+    values = [end_value(run, mn.layer_key(mn.ACT_DEAD, n)) for n in run.layers(mn.ACT_DEAD)]
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def _number(text: str) -> float:
+    """Return a factor's value as a number for ordering (False < True)."""
+    return {"True": 1.0, "False": 0.0}[text] if text in ("True", "False") else float(text)
+
+
+def _g(value: float) -> str:
+    return f"{value:.3g}"
