@@ -7,6 +7,7 @@ loading torch and matplotlib.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -14,16 +15,11 @@ if TYPE_CHECKING:
     from actstudy.report.collect import ReportError
 
 __all__ = ["ReportError", "write_report"]
+_HOMES = {"ReportError": "actstudy.report.collect", "write_report": "actstudy.report.build"}
 
 
 def __getattr__(name: str) -> Any:
     """Return ``write_report`` or ``ReportError``, importing their module on first use."""
-    if name == "write_report":
-        from actstudy.report.build import write_report
-
-        return write_report
-    if name == "ReportError":
-        from actstudy.report.collect import ReportError
-
-        return ReportError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -60,12 +60,11 @@ def _first_line(exc: BaseException) -> str:
 
 def _check_store(uri: str) -> str | None:
     """Return an error message when ``uri`` is a SQLite store whose file does not exist, else None."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite":
-        path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
+    if uri.startswith("sqlite:///"):
+        path = uri.removeprefix("sqlite:///")
         if path and path != ":memory:" and not Path(path).is_file():
             return f"no MLflow store at {path} (tracking URI {uri})"
-    elif parsed.scheme in ("http", "https"):
+    elif urlparse(uri).scheme in ("http", "https"):
         # Fail fast on an unreachable server instead of MLflow's minutes of retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -91,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from actstudy.paths import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
-    problem = _check_store(uri)
-    if problem:
+    if problem := _check_store(uri):
         return _fail(problem)
 
     from mlflow.exceptions import MlflowException

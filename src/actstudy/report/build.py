@@ -12,7 +12,7 @@ from actstudy import outcomes
 from actstudy.report.activation_plot import activation_figure, known_activations
 from actstudy.report.collect import SweepData, collect_sweep
 from actstudy.report.figures import metric_figures
-from actstudy.report.render import Bullets, Code, Document, Section, Strong, Text, write_document
+from actstudy.report.render import Bullets, Code, Document, Strong, Text, to_html, to_markdown
 from actstudy.report.tables import AGGREGATE_LEGEND, RUNS_LEGEND, aggregate_table, key_numbers, run_table
 
 ARTIFACT_DIR = "report"
@@ -25,21 +25,16 @@ def default_out_dir(sweep: SweepData) -> Path:
     return Path.cwd() / f"report-{sweep.sweep_id}"
 
 
-def _field(name: str, value: str) -> Text:
-    return [Strong(f"{name}:"), " ", value]
-
-
 def _meta(sweep: SweepData) -> list[Text]:
     counts = ", ".join(f"{n} {o}" for o, n in sorted(Counter(r.outcome for r in sweep.runs).items()))
-    meta = [
-        _field("experiment", sweep.experiment_name),
-        _field("parent run", Code(sweep.parent_run_id)),
-        _field("runs", f"{len(sweep.runs)} ({counts})" if sweep.runs else "0"),
-    ]
-    if sweep.sweep_dir:
-        meta.append(_field("sweep folder", Code(sweep.sweep_dir)))
-    meta.append(_field("generated", dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")))
-    return meta
+    facts = {
+        "experiment": sweep.experiment_name,
+        "parent run": Code(sweep.parent_run_id),
+        "runs": f"{len(sweep.runs)} ({counts})" if sweep.runs else "0",
+        "sweep folder": Code(sweep.sweep_dir) if sweep.sweep_dir else None,
+        "generated": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+    }
+    return [[Strong(f"{name}:"), " ", value] for name, value in facts.items() if value is not None]
 
 
 def _run_notes(sweep: SweepData) -> list[Text]:
@@ -69,21 +64,19 @@ def build_report(sweep: SweepData, out_dir: Path) -> tuple[Path, list[Path]]:
     if unknown:
         notes.append(f"No function plot for unknown activation(s): {', '.join(unknown)}.")
     notes += _run_notes(sweep)
-    sections = []
-    summary = key_numbers(sweep)
-    if summary:
-        sections.append(Section("Key numbers", [Bullets(summary)]))
-    if sweep.runs:
-        sections.append(Section("Runs", [run_table(sweep), RUNS_LEGEND]))
-        aggregate = aggregate_table(sweep)
-        if aggregate is not None:
-            sections.append(Section("Mean over seeds", [aggregate, AGGREGATE_LEGEND]))
-    if notes:
-        sections.append(Section("Notes", [Bullets(notes, note=True)]))
-    if figures:
-        sections.append(Section("Figures", [*figures]))
-    doc = Document(f"actstudy sweep {sweep.sweep_id}", Bullets(_meta(sweep)), sections)
-    md, page = write_document(doc, out_dir)
+    summary, aggregate = key_numbers(sweep), aggregate_table(sweep)
+    sections = {  # heading: blocks, or None to leave the section out
+        "Key numbers": [Bullets(summary)] if summary else None,
+        "Runs": [run_table(sweep), RUNS_LEGEND] if sweep.runs else None,
+        "Mean over seeds": [aggregate, AGGREGATE_LEGEND] if aggregate is not None else None,
+        "Notes": [Bullets(notes, note=True)] if notes else None,
+        "Figures": figures or None,
+    }
+    body = {heading: blocks for heading, blocks in sections.items() if blocks is not None}
+    doc = Document(f"actstudy sweep {sweep.sweep_id}", Bullets(_meta(sweep)), body)
+    md, page = out_dir / "report.md", out_dir / "report.html"
+    md.write_text(to_markdown(doc), encoding="utf-8")
+    page.write_text(to_html(doc), encoding="utf-8")
     return md, [md, page, *(f.path for f in figures)]
 
 

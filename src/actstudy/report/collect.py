@@ -6,6 +6,7 @@ without a store and never touches MLflow objects.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -32,14 +33,13 @@ class ReportError(Exception):
 
 @dataclass
 class RunData:
-    """One child run: its settings, tags, outcome and the metric histories the report needs."""
+    """One child run: its settings, tags, outcome, wall time and the metric histories the report needs."""
 
     name: str
     params: dict[str, str]
     tags: dict[str, str]
-    status: str
-    start_time_ms: int | None
-    end_time_ms: int | None
+    outcome: str  # the actstudy.outcome tag, else a guess from the MLflow run status (e.g. ``running``)
+    wall_time_s: float | None  # None while the run has no end time
     metrics: dict[str, Series] = field(default_factory=dict)
 
     @property
@@ -54,23 +54,6 @@ class RunData:
             return int(self.params["depth"])
         except (KeyError, ValueError):
             return None
-
-    @property
-    def outcome(self) -> str:
-        """Return the ``actstudy.outcome`` tag, else a guess from the MLflow run status (e.g. ``running``)."""
-        tag = self.tags.get(outcomes.OUTCOME)
-        if tag:
-            return tag
-        return {"FINISHED": "completed?", "FAILED": outcomes.FAILED, "KILLED": outcomes.INTERRUPTED}.get(
-            self.status, self.status.lower() or "unknown"
-        )
-
-    @property
-    def wall_time_s(self) -> float | None:
-        """Return end_time - start_time in seconds, or None while the run has no end time."""
-        if self.start_time_ms is None or self.end_time_ms is None:
-            return None
-        return (self.end_time_ms - self.start_time_ms) / 1000.0
 
     @property
     def plottable(self) -> bool:
@@ -119,12 +102,9 @@ class RunData:
             if family in _REGION_PARAMS and self.params.get(_REGION_PARAMS[family]) == "None":
                 continue
             have = set(self.layers(family))
-            if depth is None:
-                if not have:
-                    gaps.append(mn.layer_key(family, "*"))
-                continue
-            lacking = [n for n in range(1, depth + 1) if n not in have]
-            if len(lacking) == depth:
+            lacking = [n for n in range(1, (depth or 0) + 1) if n not in have]
+            none_found = not have if depth is None else len(lacking) == depth
+            if none_found:
                 gaps.append(mn.layer_key(family, "*"))
             elif lacking:
                 gaps.append(f"{family}/" + ",".join(mn.layer_suffix(n) for n in lacking))
@@ -132,7 +112,7 @@ class RunData:
             gaps.append(f"{mn.GRAD_FIRST_TO_LAST} at step 0")
         if "activation.name" not in self.params:
             gaps.append("param activation.name")
-        if self.depth is None:
+        if depth is None:
             gaps.append("param depth")
         return gaps
 
@@ -157,18 +137,11 @@ class SweepData:
         return activation_order(r.activation for r in self.runs)
 
 
-def _wanted(key: str) -> bool:
-    parsed = mn.parse_layer_key(key)
-    return key in SCALAR_METRICS or (parsed is not None and parsed[0] in LAYER_FAMILIES)
-
-
-def _search_all(client: MlflowClient, experiment_ids: list[str], filter_string: str) -> list[Run]:
+def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
     runs: list[Run] = []
     token = None
     while True:
-        page = client.search_runs(
-            experiment_ids, filter_string=filter_string, max_results=1000, page_token=token
-        )
+        page = client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
         runs.extend(page)
         token = page.token
         if not token:
@@ -190,41 +163,40 @@ def find_parent_run_id(client: MlflowClient, experiment_id: str, sweep: str | No
     the most recently started parent (``actstudy.kind = sweep``) in the experiment. Raises ReportError when
     nothing matches.
     """
-    kind_filter = f"tags.`{outcomes.KIND}` = '{outcomes.KIND_SWEEP}'"
-    if sweep is None:
-        runs = client.search_runs(
-            [experiment_id], filter_string=kind_filter, max_results=1, order_by=["attributes.start_time DESC"]
-        )
-        if not runs:
-            raise ReportError("no sweep (parent run tagged actstudy.kind=sweep) in this experiment")
-        return runs[0].info.run_id
-    if "'" in sweep:
+    if sweep is not None and "'" in sweep:
         raise ReportError(f"invalid sweep id {sweep!r}")
-    runs = _search_all(client, [experiment_id], f"{kind_filter} and tags.`{outcomes.SWEEP_ID}` = '{sweep}'")
+    parents = f"tags.`{outcomes.KIND}` = '{outcomes.KIND_SWEEP}'"
+    if sweep is not None:
+        parents += f" and tags.`{outcomes.SWEEP_ID}` = '{sweep}'"
+    runs = _search_all(client, experiment_id, parents)
     if runs:
         return max(runs, key=lambda r: r.info.start_time or 0).info.run_id
-    try:
+    if sweep is None:
+        raise ReportError("no sweep (parent run tagged actstudy.kind=sweep) in this experiment")
+    with contextlib.suppress(MlflowException):  # unknown or malformed run id
         run = client.get_run(sweep)
-    except MlflowException:  # unknown or malformed run id
-        run = None
-    if run is not None and run.info.experiment_id == experiment_id:
-        return run.info.run_id
+        if run.info.experiment_id == experiment_id:
+            return run.info.run_id
     raise ReportError(f"sweep {sweep!r} not found (no parent run with that actstudy.sweep_id or run id)")
 
 
 def _run_data(client: MlflowClient, run: Run) -> RunData:
+    info, tags = run.info, dict(run.data.tags)
     metrics = {}
     for key in sorted(run.data.metrics):
-        if _wanted(key):
-            history = client.get_metric_history(run.info.run_id, key)
+        layer = mn.parse_layer_key(key)
+        if key in SCALAR_METRICS or (layer is not None and layer[0] in LAYER_FAMILIES):
+            history = client.get_metric_history(info.run_id, key)
             metrics[key] = sorted(((m.step, float(m.value)) for m in history), key=lambda p: p[0])
+    status = info.status or ""
+    guess = {"FINISHED": "completed?", "FAILED": outcomes.FAILED, "KILLED": outcomes.INTERRUPTED}
+    ended = info.start_time is not None and info.end_time is not None
     return RunData(
-        name=run.info.run_name or run.info.run_id[:8],
+        name=info.run_name or info.run_id[:8],
         params=dict(run.data.params),
-        tags=dict(run.data.tags),
-        status=run.info.status or "",
-        start_time_ms=run.info.start_time,
-        end_time_ms=run.info.end_time,
+        tags=tags,
+        outcome=tags.get(outcomes.OUTCOME) or guess.get(status, status.lower() or "unknown"),
+        wall_time_s=(info.end_time - info.start_time) / 1000.0 if ended else None,
         metrics=metrics,
     )
 
@@ -244,20 +216,13 @@ def collect_sweep(client: MlflowClient, parent_run_id: str) -> SweepData:
     tags = dict(parent.data.tags)
     sweep_id = tags.get(outcomes.SWEEP_ID, parent_run_id)
     children = {
-        r.info.run_id: r
-        for r in _search_all(client, [exp_id], f"tags.`{outcomes.PARENT}` = '{parent_run_id}'")
+        r.info.run_id: r for r in _search_all(client, exp_id, f"tags.`{outcomes.PARENT}` = '{parent_run_id}'")
     }
     if outcomes.SWEEP_ID in tags and "'" not in sweep_id:
-        for r in _search_all(client, [exp_id], f"tags.`{outcomes.SWEEP_ID}` = '{sweep_id}'"):
+        for r in _search_all(client, exp_id, f"tags.`{outcomes.SWEEP_ID}` = '{sweep_id}'"):
             if r.info.run_id != parent_run_id and r.data.tags.get(outcomes.KIND) != outcomes.KIND_SWEEP:
                 children.setdefault(r.info.run_id, r)
     runs = [_run_data(client, r) for r in children.values()]
     runs.sort(key=lambda r: (activation_rank(r.activation), r.depth or 0, r.name))
     experiment = client.get_experiment(exp_id)
-    return SweepData(
-        parent_run_id=parent_run_id,
-        sweep_id=sweep_id,
-        experiment_name=experiment.name if experiment else exp_id,
-        tags=tags,
-        runs=runs,
-    )
+    return SweepData(parent_run_id, sweep_id, experiment.name if experiment else exp_id, tags, runs)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import matplotlib
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import BoundaryNorm, ListedColormap, to_rgb
+from matplotlib.colors import BoundaryNorm, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
@@ -28,15 +28,6 @@ def save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, facecolor="white")
     return path
-
-
-def _shade(color: str, rank: int, count: int) -> tuple[float, float, float]:
-    """Return ``color`` blended towards white: last of ``count`` series full colour, first lightest."""
-    if count <= 1:
-        return to_rgb(color)
-    mix = 0.55 * (count - 1 - rank) / (count - 1)
-    r, g, b = to_rgb(color)
-    return (r + (1 - r) * mix, g + (1 - g) * mix, b + (1 - b) * mix)
 
 
 class SeriesStyle:
@@ -63,8 +54,9 @@ class SeriesStyle:
     def kwargs(self, run: RunData) -> dict:
         """Return matplotlib line kwargs (colour shade, linestyle, marker) for the run."""
         rank, count = self.rank(run), len(self._rank)
+        fade = 0.55 * (count - 1 - rank) / (count - 1) if count > 1 else 0.0  # towards white: first palest
         return {
-            "color": _shade(activation_color(run.activation), rank, count),
+            "color": tuple(c + (1 - c) * fade for c in to_rgb(activation_color(run.activation))),
             "linestyle": LINESTYLES[rank % len(LINESTYLES)],
             "marker": MARKERS[rank % len(MARKERS)],
         }
@@ -73,15 +65,22 @@ class SeriesStyle:
 def _panel_grid(
     runs: list[RunData],
     rows: list[tuple[str, Callable[[RunData], dict[int, float]]]],
+    path: Path,
+    title: str,
+    caption: Text,
     *,
     log: bool,
     suptitle: str,
     xlabel: str = LAYER_AXIS,
-) -> Figure:
-    """Return a rows × activations grid; each panel has one line per run with y over x = 1, 2, ...
+    ylim: tuple[float, float] | None = None,
+) -> FigureFile | None:
+    """Write a rows × activations grid; each panel has one line per run with y over x = 1, 2, ...
 
-    x is a layer number, or an epoch; the axis spans 1 to the largest x of any run.
+    x is a layer number, or an epoch; the axis spans 1 to the largest x of any run. Returns the written
+    figure, or None when ``runs`` is empty.
     """
+    if not runs:
+        return None
     acts = activation_order(r.activation for r in runs)
     style = SeriesStyle(runs)
     xmax = max([1] + [x for r in runs for _, getter in rows for x in getter(r)])
@@ -92,11 +91,10 @@ def _panel_grid(
         for i, (row_label, getter) in enumerate(rows):
             ax = axes[i][j]
             for run in (r for r in runs if r.activation == act):
-                points = {x: y for x, y in getter(run).items() if y > 0 or not log}
+                points = sorted((x, y) for x, y in getter(run).items() if y > 0 or not log)
                 if not points:
                     continue
-                xs = sorted(points)
-                (line,) = ax.plot(xs, [points[x] for x in xs], markersize=5, lw=1.8, **style.kwargs(run))
+                (line,) = ax.plot(*zip(*points, strict=True), markersize=5, lw=1.8, **style.kwargs(run))
                 handles.setdefault(style.rank(run), (line, style.label(run)))
             if log:
                 ax.set_yscale("log")
@@ -113,8 +111,10 @@ def _panel_grid(
         if handles:
             lines, labels = zip(*(handles[k] for k in sorted(handles)), strict=True)
             axes[0][j].legend(lines, labels, fontsize=8, loc="best")
+    if ylim:
+        axes[0][0].set_ylim(*ylim)  # shared by every panel
     fig.suptitle(suptitle, fontsize=12)
-    return fig
+    return FigureFile(save(fig, path), title, caption)
 
 
 def grad_by_layer(runs: list[RunData], path: Path) -> FigureFile | None:
@@ -122,20 +122,13 @@ def grad_by_layer(runs: list[RunData], path: Path) -> FigureFile | None:
 
     Returns the written figure, or None when no run has ``grad/weight_rms`` metrics.
     """
-    runs = [r for r in runs if r.layers(GRAD_WEIGHT_RMS)]
-    if not runs:
-        return None
-    fig = _panel_grid(
-        runs,
+    return _panel_grid(
+        [r for r in runs if r.layers(GRAD_WEIGHT_RMS)],
         [
             ("grad RMS at init (step 0)", lambda r: r.by_layer(GRAD_WEIGHT_RMS, step=0)),
             ("grad RMS at the end", lambda r: r.by_layer(GRAD_WEIGHT_RMS)),
         ],
-        log=True,
-        suptitle="Weight-gradient RMS by layer: falling towards layer 1 = vanishing gradient",
-    )
-    return FigureFile(
-        save(fig, path),
+        path,
         "Gradient size by layer",
         [
             Code(layer_key(GRAD_WEIGHT_RMS, "NN")),
@@ -143,6 +136,8 @@ def grad_by_layer(runs: list[RunData], path: Path) -> FigureFile | None:
             "per activation, one line per depth. A line that falls towards layer 1 means the layers near the "
             "input learn slower: the vanishing gradient.",
         ],
+        log=True,
+        suptitle="Weight-gradient RMS by layer: falling towards layer 1 = vanishing gradient",
     )
 
 
@@ -151,46 +146,41 @@ def grad_over_steps(runs: list[RunData], path: Path) -> FigureFile | None:
 
     Uses ``grad/weight_rms`` (``grad/bias_l2`` when no run has it). Returns None when neither exists.
     """
-    family = GRAD_WEIGHT_RMS
-    if not any(r.layers(family) for r in runs):
-        family = GRAD_BIAS_L2
+    family = GRAD_WEIGHT_RMS if any(r.layers(GRAD_WEIGHT_RMS) for r in runs) else GRAD_BIAS_L2
     runs = [r for r in runs if r.layers(family)]
     if not runs:
         return None
-    acts = activation_order(r.activation for r in runs)
     style = SeriesStyle(runs)
-    grid: list[tuple[str, list[RunData]]] = []  # a row of panels per activation, wrapped after MAX_PANEL_COLS
-    for act in acts:
-        chunk = sorted((r for r in runs if r.activation == act), key=lambda r: (style.key(r), r.name))
-        grid += [(act, chunk[k : k + MAX_PANEL_COLS]) for k in range(0, len(chunk), MAX_PANEL_COLS)]
-    ncols = max(len(row) for _, row in grid)
+    grid: list[list[RunData]] = []  # a row of panels per activation, wrapped after MAX_PANEL_COLS
+    for act in activation_order(r.activation for r in runs):
+        chunk = sorted((r for r in runs if r.activation == act), key=lambda r: (style.rank(r), r.name))
+        grid += [chunk[k : k + MAX_PANEL_COLS] for k in range(0, len(chunk), MAX_PANEL_COLS)]
+    ncols = max(len(row) for row in grid)
     max_layer = max(max(r.layers(family)) for r in runs)
     cmap = matplotlib.colormaps["viridis"].resampled(max_layer)
     fig = Figure(figsize=(2.9 * ncols + 1.2, 2.4 * len(grid) + 0.8), layout="constrained")
     axes = fig.subplots(len(grid), ncols, sharey=True, squeeze=False)
-    for i, (act, row) in enumerate(grid):
-        for j in range(ncols):
+    for i, row in enumerate(grid):
+        for ax in axes[i][len(row) :]:
+            ax.set_axis_off()
+        for j, run in enumerate(row):
             ax = axes[i][j]
-            if j >= len(row):
-                ax.set_axis_off()
-                continue
-            run = row[j]
             for layer in run.layers(family):
                 pts = [(s, v) for s, v in run.series(layer_key(family, layer)) if v > 0]
                 if pts:
                     ax.plot(*zip(*pts, strict=True), color=cmap(layer - 1), lw=1.4)
             ax.set_yscale("log")
             ax.grid(True, alpha=0.3)
-            ax.set_title(run.name, color=activation_color(act), fontsize=9, fontweight="bold")
+            ax.set_title(run.name, color=activation_color(run.activation), fontsize=9, fontweight="bold")
             ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
             ax.tick_params(labelsize=8)
-            if i == len(grid) - 1 or j >= len(grid[i + 1][1]):
+            if i == len(grid) - 1 or j >= len(grid[i + 1]):
                 ax.set_xlabel("step", fontsize=9)
         axes[i][0].set_ylabel(family, fontsize=9)
-    norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)
-    sm = ScalarMappable(norm=norm, cmap=ListedColormap([cmap(k) for k in range(max_layer)]))
-    cbar = fig.colorbar(sm, ax=axes, shrink=0.8, aspect=30, pad=0.01)
-    cbar.set_label(LAYER_AXIS)
+    norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)  # one colour per layer
+    cbar = fig.colorbar(
+        ScalarMappable(norm, cmap), ax=axes, shrink=0.8, aspect=30, pad=0.01, label=LAYER_AXIS
+    )
     cbar.set_ticks(range(1, max_layer + 1))
     fig.suptitle(f"{family} per layer over training (log scale), one panel per run", fontsize=12)
     return FigureFile(
@@ -209,15 +199,16 @@ def val_acc(runs: list[RunData], path: Path) -> FigureFile | None:
 
     Returns None when no run has ``val/acc``.
     """
-    runs = [r for r in runs if r.series(VAL_ACC)]
-    if not runs:
-        return None
     epochs = ("validation accuracy", lambda r: dict(enumerate((v for _, v in r.series(VAL_ACC)), start=1)))
-    fig = _panel_grid(runs, [epochs], log=False, suptitle="Validation accuracy per epoch", xlabel="epoch")
-    return FigureFile(
-        save(fig, path),
+    return _panel_grid(
+        [r for r in runs if r.series(VAL_ACC)],
+        [epochs],
+        path,
         "Validation accuracy",
         [Code(VAL_ACC), " after each epoch, one line per run (several seeds of a setting share a style)."],
+        log=False,
+        suptitle="Validation accuracy per epoch",
+        xlabel="epoch",
     )
 
 
@@ -226,22 +217,13 @@ def saturation_dead(runs: list[RunData], path: Path) -> FigureFile | None:
 
     Returns None when no run has ``act/saturated`` or ``act/dead`` metrics.
     """
-    runs = [r for r in runs if r.layers(ACT_SATURATED) or r.layers(ACT_DEAD)]
-    if not runs:
-        return None
-    fig = _panel_grid(
-        runs,
+    return _panel_grid(
+        [r for r in runs if r.layers(ACT_SATURATED) or r.layers(ACT_DEAD)],
         [
             ("saturated units (fraction)", lambda r: r.by_layer(ACT_SATURATED)),
             ("dead units (fraction)", lambda r: r.by_layer(ACT_DEAD)),
         ],
-        log=False,
-        suptitle="Saturated and dead units by layer at the end of training",
-    )
-    for ax in fig.axes:
-        ax.set_ylim(-0.03, 1.03)
-    return FigureFile(
-        save(fig, path),
+        path,
         "Saturated and dead units",
         [
             "Fraction of units in the activation's saturated region (",
@@ -250,6 +232,9 @@ def saturation_dead(runs: list[RunData], path: Path) -> FigureFile | None:
             Code(ACT_DEAD),
             ", bottom), per layer at the last logged step.",
         ],
+        log=False,
+        suptitle="Saturated and dead units by layer at the end of training",
+        ylim=(-0.03, 1.03),
     )
 
 

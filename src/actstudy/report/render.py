@@ -58,20 +58,12 @@ Block = Text | Bullets | Table | FigureFile  # Text: a paragraph
 
 
 @dataclass
-class Section:
-    """A part of the document under a heading."""
-
-    heading: str
-    blocks: list[Block]
-
-
-@dataclass
 class Document:
-    """The title, a list of facts under it, and the sections."""
+    """The title, a list of facts under it, and the sections: {heading: blocks}."""
 
     title: str
     facts: Bullets
-    sections: list[Section]
+    sections: dict[str, list[Block]]
 
 
 _MD_MARKS = {Code: "`", Em: "*", Strong: "**"}
@@ -101,8 +93,8 @@ def _md_block(block: Block) -> str:
 def to_markdown(doc: Document) -> str:
     """Return the document as Markdown; figures are referenced by file name (relative to the .md file)."""
     parts = [f"# {doc.title}", _md_block(doc.facts)]
-    for section in doc.sections:
-        parts += [f"## {section.heading}", *map(_md_block, section.blocks)]
+    for heading, blocks in doc.sections.items():
+        parts += [f"## {heading}", *map(_md_block, blocks)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -165,16 +157,7 @@ def to_html(doc: Document) -> str:
     title = html.escape(doc.title)
     head = f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n<title>{title}</title>'
     parts = [f"<h1>{title}</h1>", _html_block(doc.facts)]
-    for section in doc.sections:
-        parts += [f"<h2>{html.escape(section.heading)}</h2>", *map(_html_block, section.blocks)]
+    for heading, blocks in doc.sections.items():
+        parts += [f"<h2>{html.escape(heading)}</h2>", *map(_html_block, blocks)]
     body = "\n".join(parts)
     return f"{head}<style>{_CSS}</style></head><body>\n{body}\n</body></html>"
-
-
-def write_document(doc: Document, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` into ``out_dir``; return both paths (md, html)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, page = out_dir / "report.md", out_dir / "report.html"
-    md.write_text(to_markdown(doc), encoding="utf-8")
-    page.write_text(to_html(doc), encoding="utf-8")
-    return md, page

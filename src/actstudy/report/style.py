@@ -35,6 +35,4 @@ def activation_order(names: Iterable[str]) -> list[str]:
 
 def activation_color(name: str) -> str:
     """Return the fixed colour of an activation; unknown names get a stable colour from a fallback list."""
-    if name in ACTIVATION_COLORS:
-        return ACTIVATION_COLORS[name]
-    return _FALLBACK_COLORS[sum(map(ord, name)) % len(_FALLBACK_COLORS)]
+    return ACTIVATION_COLORS.get(name, _FALLBACK_COLORS[sum(map(ord, name)) % len(_FALLBACK_COLORS)])

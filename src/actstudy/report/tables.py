@@ -6,7 +6,6 @@ import math
 import re
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from actstudy import outcomes
 from actstudy.metric_names import ACT_DEAD, ACT_SATURATED, GRAD_FIRST_TO_LAST, TEST_ACC, VAL_ACC
@@ -43,12 +42,7 @@ AGGREGATE_LEGEND: Text = [
     Em("n"),
     "; failed and diverged runs left out, ",
     Em("runs"),
-    " ",
-] + ["counts all); gradient ratios: geometric mean ×/÷ geometric std."]
-
-
-def _param(run: RunData, key: str) -> str:
-    return run.params.get(key, MISSING)
+] + [" counts all); gradient ratios: geometric mean ×/÷ geometric std."]
 
 
 def setting_columns(runs: list[RunData]) -> list[tuple[str, str]]:
@@ -57,23 +51,15 @@ def setting_columns(runs: list[RunData]) -> list[tuple[str, str]]:
     Known settings (``SETTING_COLUMNS``) show when their value differs between runs; any other param that
     varies and was set on the command line (``actstudy.overrides`` tag) shows too, e.g. ``model.width``.
     """
-    cols = list(ALWAYS_COLUMNS)
-    shown = {k for k, _ in cols}
 
     def varies(key: str) -> bool:
-        return len({_param(r, key) for r in runs}) > 1
+        return len({r.params.get(key, MISSING) for r in runs}) > 1
 
-    for key, label in SETTING_COLUMNS:
-        if varies(key):
-            cols.append((key, label))
-            shown.add(key)
-    override_keys = set()
-    for r in runs:
-        override_keys.update(_OVERRIDE_KEY_RE.findall(r.tags.get(outcomes.OVERRIDES, "")))
-    extra = sorted(k for r in runs for k in r.params if k in override_keys and k not in shown and varies(k))
-    for key in dict.fromkeys(extra):
-        cols.append((key, key))
-    return cols
+    cols = list(ALWAYS_COLUMNS) + [(key, label) for key, label in SETTING_COLUMNS if varies(key)]
+    shown = {key for key, _ in cols}
+    overrides = {k for r in runs for k in _OVERRIDE_KEY_RE.findall(r.tags.get(outcomes.OVERRIDES, ""))}
+    extra = {k for r in runs for k in r.params if k in overrides and k not in shown and varies(k)}
+    return cols + [(key, key) for key in sorted(extra)]
 
 
 def fmt_acc(value: float | None) -> str:
@@ -110,38 +96,16 @@ def mean_over_layers(run: RunData, family: str) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-@dataclass
-class RunSummary:
-    """The numbers of one run that the tables show."""
+Format = Callable[[float | None], str]
 
-    test_acc: float | None
-    best_val_acc: float | None
-    ratio_start: float | None
-    ratio_end: float | None
-    saturated: float | None
-    dead: float | None
-
-
-def summarize(run: RunData) -> RunSummary:
-    """Return the summary numbers of one run (None where the metric is missing)."""
-    return RunSummary(
-        test_acc=run.last(TEST_ACC),
-        best_val_acc=run.best(VAL_ACC),
-        ratio_start=run.at_step(GRAD_FIRST_TO_LAST, 0),
-        ratio_end=run.last(GRAD_FIRST_TO_LAST),
-        saturated=mean_over_layers(run, ACT_SATURATED),
-        dead=mean_over_layers(run, ACT_DEAD),
-    )
-
-
-#: The metric columns of both tables: (label, ``RunSummary`` field, format of one value).
-METRICS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
-    ("test acc", "test_acc", fmt_acc),
-    ("best val acc", "best_val_acc", fmt_acc),
-    ("first/last grad @0", "ratio_start", fmt_ratio),
-    ("first/last grad @end", "ratio_end", fmt_ratio),
-    ("saturated (mean)", "saturated", fmt_fraction),
-    ("dead (mean)", "dead", fmt_fraction),
+#: The metric columns of both tables: (label, a run's value or None, format of one value).
+METRICS: tuple[tuple[str, Callable[[RunData], float | None], Format], ...] = (
+    ("test acc", lambda r: r.last(TEST_ACC), fmt_acc),
+    ("best val acc", lambda r: r.best(VAL_ACC), fmt_acc),
+    ("first/last grad @0", lambda r: r.at_step(GRAD_FIRST_TO_LAST, 0), fmt_ratio),
+    ("first/last grad @end", lambda r: r.last(GRAD_FIRST_TO_LAST), fmt_ratio),
+    ("saturated (mean)", lambda r: mean_over_layers(r, ACT_SATURATED), fmt_fraction),
+    ("dead (mean)", lambda r: mean_over_layers(r, ACT_DEAD), fmt_fraction),
 )
 
 
@@ -153,20 +117,19 @@ def run_table(sweep: SweepData) -> Table:
     numeric += [True] * len(METRICS) + [False, True]
     rows = []
     for run in sweep.runs:
-        s = summarize(run)
         outcome = run.outcome
         if outcome == outcomes.DIVERGED and run.tags.get(outcomes.DIVERGED_STEP):
             outcome += f" @ step {run.tags[outcomes.DIVERGED_STEP]}"
         rows.append(
             [run.name]
-            + [_param(run, key) for key, _ in settings]
-            + [fmt(getattr(s, field)) for _, field, fmt in METRICS]
+            + [run.params.get(key, MISSING) for key, _ in settings]
+            + [fmt(value(run)) for _, value, fmt in METRICS]
             + [outcome, fmt_duration(run.wall_time_s)]
         )
     return Table(columns, rows, numeric)
 
 
-def _over_runs(values: list[float | None], fmt: Callable[[float | None], str]) -> str:
+def _over_runs(values: list[float | None], fmt: Format) -> str:
     """Return mean ± std of the values present (ratios, which span decades: geometric mean ×/÷ std)."""
     if fmt is fmt_ratio:
         return geo_mean(values, spread=True)
@@ -200,18 +163,18 @@ def aggregate_table(sweep: SweepData) -> Table | None:
     settings = [(k, label) for k, label in setting_columns(sweep.runs) if k != "seed"]
     groups: dict[tuple[str, ...], list[RunData]] = {}
     for run in sweep.runs:
-        groups.setdefault(tuple(_param(run, k) for k, _ in settings), []).append(run)
+        groups.setdefault(tuple(run.params.get(k, MISSING) for k, _ in settings), []).append(run)
     if all(len(g) < 2 for g in groups.values()):
         return None
     columns = [label for _, label in settings] + ["n", "runs"] + [m[0] for m in METRICS]
     numeric = [k in NUMERIC_SETTINGS for k, _ in settings] + [True] * (2 + len(METRICS))
     rows = []
     for key, members in groups.items():
-        used = [summarize(r) for r in members if r.plottable]
+        used = [r for r in members if r.plottable]
         rows.append(
             list(key)
             + [str(len(used)), str(len(members))]
-            + [_over_runs([getattr(s, field) for s in used], fmt) for _, field, fmt in METRICS]
+            + [_over_runs([value(r) for r in used], fmt) for _, value, fmt in METRICS]
         )
     return Table(columns, rows, numeric)
 
@@ -224,11 +187,12 @@ def key_numbers(sweep: SweepData) -> list[Text]:
         if not runs:
             continue
         depth = max(r.depth for r in runs)
-        summaries = [summarize(r) for r in runs if r.depth == depth]
-        accs = [s.test_acc for s in summaries if s.test_acc is not None]
+        deepest = [r for r in runs if r.depth == depth]
+        accs = [acc for acc in (r.last(TEST_ACC) for r in deepest) if acc is not None]
         acc = fmt_acc(statistics.fmean(accs)) if accs else MISSING
-        seeds = f" (mean of {len(summaries)} runs)" if len(summaries) > 1 else ""
-        start, end = geo_mean([s.ratio_start for s in summaries]), geo_mean([s.ratio_end for s in summaries])
+        seeds = f" (mean of {len(deepest)} runs)" if len(deepest) > 1 else ""
+        start = geo_mean([r.at_step(GRAD_FIRST_TO_LAST, 0) for r in deepest])
+        end = geo_mean([r.last(GRAD_FIRST_TO_LAST) for r in deepest])
         ratios = f"first/last gradient ratio {start} at init, {end} at the end"
         lines.append([Code(act), f", depth {depth}{seeds}: {ratios}; test acc {acc}"])
     return lines
