@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 
 from actstudy import metric_names as mn
-from actstudy.report.claims import (
-    CANNOT_TELL,
-    FAILS,
-    HOLDS,
-    decay_factor,
-    end_value,
-    evaluate_claims,
-    interval,
-)
+from actstudy.report.claims import CANNOT_TELL, FAILS, HOLDS, decay_factor, evaluate_claims
 from actstudy.report.collect import RunData
+from actstudy.report.stats import end_value, interval
 
 
 def run(activation: str, depth: int, seed: int, layers: list[float], end: list[float] | None = None,
@@ -30,8 +23,7 @@ def run(activation: str, depth: int, seed: int, layers: list[float], end: list[f
         metrics[mn.layer_key(mn.GRAD_BIAS_L2, i + 1)] = [(0, value)]
     base = {"activation.name": activation, "depth": str(depth), "seed": str(seed), "model.init": "auto",
             "model.batch_norm": "False", "model.name": "cnn", "model.width": "32"}  # fmt: skip
-    return RunData(f"{activation}-d{depth}-s{seed}", base | params, {mn.TEST_ACC: ""}, "FINISHED", 0, 1,
-                   metrics)  # fmt: skip
+    return RunData(f"{activation}-d{depth}-s{seed}", base | params, {}, "completed", 1.0, metrics)
 
 
 def geometric(first: float, factor: float, depth: int) -> list[float]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy import outcomes
 from actstudy.report.activation_plot import activation_figure, known_activations
+from actstudy.report.claims import CLAIMS_LEGEND, claims_table, evaluate_claims, verdict_tags
 from actstudy.report.collect import SweepData, collect_sweep
 from actstudy.report.figures import metric_figures
 from actstudy.report.render import Bullets, Code, Document, Strong, Text, to_html, to_markdown
@@ -64,8 +67,9 @@ def build_report(sweep: SweepData, out_dir: Path) -> tuple[Path, list[Path]]:
     if unknown:
         notes.append(f"No function plot for unknown activation(s): {', '.join(unknown)}.")
     notes += _run_notes(sweep)
-    summary, aggregate = key_numbers(sweep), aggregate_table(sweep)
+    summary, aggregate, claims = key_numbers(sweep), aggregate_table(sweep), evaluate_claims(sweep.runs)
     sections = {  # heading: blocks, or None to leave the section out
+        "Claims": [claims_table(claims), CLAIMS_LEGEND] if claims else None,
         "Key numbers": [Bullets(summary)] if summary else None,
         "Runs": [run_table(sweep), RUNS_LEGEND] if sweep.runs else None,
         "Mean over seeds": [aggregate, AGGREGATE_LEGEND] if aggregate is not None else None,
@@ -77,7 +81,9 @@ def build_report(sweep: SweepData, out_dir: Path) -> tuple[Path, list[Path]]:
     md, page = out_dir / "report.md", out_dir / "report.html"
     md.write_text(to_markdown(doc), encoding="utf-8")
     page.write_text(to_html(doc), encoding="utf-8")
-    return md, [md, page, *(f.path for f in figures)]
+    table = out_dir / "claims.json"  # the verdicts as data, for scripts (and the parent's tags)
+    table.write_text(json.dumps([dataclasses.asdict(c) for c in claims], indent=1, ensure_ascii=False))
+    return md, [md, page, table, *(f.path for f in figures)]
 
 
 def write_report(
@@ -86,12 +92,15 @@ def write_report(
     """Write the report of the sweep whose parent run is ``parent_run_id``; return the report.md path.
 
     ``out_dir`` defaults to ``default_out_dir``. With ``log_artifacts`` the written files (report.md,
-    report.html, the PNGs) are logged on the parent run under ``report/``. Raises ``ReportError`` when the
-    parent run does not exist.
+    report.html, claims.json, the PNGs) are logged on the parent run under ``report/``, and each claim's
+    verdict is a tag ``actstudy.claim.<key>`` on it, so sweeps can be searched by verdict. Raises
+    ``ReportError`` when the parent run does not exist.
     """
     sweep = collect_sweep(client, parent_run_id)
     md, files = build_report(sweep, Path(out_dir) if out_dir is not None else default_out_dir(sweep))
     if log_artifacts:
         for path in files:
             client.log_artifact(parent_run_id, str(path), ARTIFACT_DIR)
+        for key, verdict in verdict_tags(evaluate_claims(sweep.runs)).items():
+            client.set_tag(parent_run_id, outcomes.CLAIM + key, verdict)
     return md

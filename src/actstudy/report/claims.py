@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from actstudy import metric_names as mn
 from actstudy.report.collect import RunData
+from actstudy.report.render import Table
+from actstudy.report.stats import END_POINTS, Interval, end_value, interval
 from actstudy.report.tables import setting_columns
 
 HOLDS, FAILS, CANNOT_TELL = "holds", "does not hold", "cannot tell"
@@ -28,51 +30,13 @@ HOLDS, FAILS, CANNOT_TELL = "holds", "does not hold", "cannot tell"
 DECAY_BOUND = 0.5  # sigmoid: |gradient| shrinks by at least this factor per layer towards the input
 SPREAD_BOUND = 10.0  # tanh, ReLU under init=auto: largest / smallest layer gradient within an order
 NIELSEN_RANGE = (30.0, 300.0)  # Nielsen's "about 100 times" (0.285 / 0.003 = 95), within a factor ~3
-END_POINTS = 5  # "@end" is the mean of the last monitored steps, not one mini-batch
-# 97.5 % quantiles of Student's t for 1 .. 30 degrees of freedom (beyond: the normal's 1.96).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145,
-         2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048,
-         2.045, 2.042)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Interval:
-    """The mean of `n` values with a 95 % t-interval [low, high] (low = high = mean when n == 1)."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-
-    def text(self, fmt: Callable[[float], str]) -> str:
-        """Return e.g. "0.21 [0.18, 0.25] (n=3)", or "0.21 (1 seed)"."""
-        if self.n == 1:
-            return f"{fmt(self.mean)} (1 seed)"
-        return f"{fmt(self.mean)} [{fmt(self.low)}, {fmt(self.high)}] (n={self.n})"
-
-
-def interval(values: Iterable[float], log: bool = False) -> Interval | None:
-    """Return the 95 % t-interval of the finite `values` (of their logarithms when `log`), None if none."""
-    xs = [v for v in values if v is not None and math.isfinite(v) and (v > 0 or not log)]
-    if not xs:
-        return None
-    if log:
-        xs = [math.log(v) for v in xs]
-    mean = statistics.fmean(xs)
-    half = 0.0
-    if len(xs) > 1:
-        t = _T975[len(xs) - 2] if len(xs) - 1 <= len(_T975) else 1.96
-        half = t * statistics.stdev(xs) / math.sqrt(len(xs))
-    low, high = mean - half, mean + half
-    if log:
-        mean, low, high = math.exp(mean), math.exp(low), math.exp(high)
-    return Interval(mean, low, high, len(xs))
 
 
 @dataclass(frozen=True)
 class Claim:
     """One claim tested on one group of runs: what is claimed, what was measured, and the verdict."""
 
+    key: str  # short and stable: the parent run's tag is actstudy.claim.<key>
     claim: str
     setting: str
     literature: str
@@ -102,12 +66,6 @@ def above(better: Interval, worse: Interval) -> str:
     if better.low > worse.high:
         return HOLDS
     return FAILS if better.high < worse.low else CANNOT_TELL
-
-
-def end_value(run: RunData, key: str) -> float | None:
-    """Return the mean of `key` over its last `END_POINTS` logged steps (None if it has none)."""
-    points = run.series(key)[-END_POINTS:]
-    return statistics.fmean(v for _, v in points) if points else None
 
 
 def layer_values(run: RunData, family: str, at_end: bool) -> list[float]:
@@ -172,6 +130,7 @@ def _per_group(members: list[RunData], setting: str) -> list[Claim]:
             value = interval(factors, log=True)
             if value is not None:
                 rows.append(Claim(
+                    f"sigmoid_decay_{'end' if at_end else 'step0'}",
                     f"sigmoid gradients shrink layer by layer towards the input ({when})", setting,
                     "σ' <= 1/4: a factor of about 1/4 per layer (Nielsen ch. 5)",
                     f"factor per layer {value.text(_g)}", at_most(value, DECAY_BOUND),
@@ -186,6 +145,7 @@ def _per_group(members: list[RunData], setting: str) -> list[Claim]:
         value = interval(spreads, log=True)
         if value is not None:
             rows.append(Claim(
+                f"{first.activation}_within_10x",
                 f"{first.activation} gradients stay within one order of magnitude across layers (step 0)",
                 setting, "no shrinking factor per layer with an init fitted to the activation (He 2015)",
                 f"largest / smallest layer {value.text(_g)}", at_most(value, SPREAD_BOUND),
@@ -201,6 +161,7 @@ def _per_group(members: list[RunData], setting: str) -> list[Claim]:
         if value is not None:
             low, high = NIELSEN_RANGE
             rows.append(Claim(
+                "nielsen_ratio",
                 "the 4th hidden layer learns about 100 times faster than the 1st (step 0)", setting,
                 "||δ⁴|| / ||δ¹|| = 0.285 / 0.003 ≈ 95 (Nielsen ch. 5)", f"||δ⁴|| / ||δ¹|| {value.text(_g)}",
                 within(value, low, high), f"holds if the ratio is within [{low:g}, {high:g}]",
@@ -208,14 +169,14 @@ def _per_group(members: list[RunData], setting: str) -> list[Claim]:
     return rows
 
 
-# (factor, claim, runs of which activation, whether the larger factor value should score higher, source)
+# (key, factor, claim, runs of which activation, whether the larger factor value scores higher, source)
 _COMPARISONS = (
-    ("depth", "deeper sigmoid nets reach a lower test accuracy", "sigmoid", False,
+    ("deeper_sigmoid_worse", "depth", "deeper sigmoid nets reach a lower test accuracy", "sigmoid", False,
      "deep sigmoid nets train badly (Glorot & Bengio 2010)"),
-    ("model.batch_norm", "batch norm lifts deep sigmoid nets' test accuracy", "sigmoid", True,
-     "batch norm rescues deep sigmoid nets (Ioffe & Szegedy 2015)"),
-    ("optimizer.lr", "the dead ReLU fraction grows with the learning rate", "relu", True,
-     "ReLU units die under large steps (cs231n; Lu et al. 2019)"),
+    ("batch_norm_lifts_sigmoid", "model.batch_norm", "batch norm lifts deep sigmoid nets' test accuracy",
+     "sigmoid", True, "batch norm rescues deep sigmoid nets (Ioffe & Szegedy 2015)"),
+    ("dead_relu_grows_with_lr", "optimizer.lr", "the dead ReLU fraction grows with the learning rate", "relu",
+     True, "ReLU units die under large steps (cs231n; Lu et al. 2019)"),
 )  # fmt: skip
 
 
@@ -224,7 +185,7 @@ def _comparisons(
 ) -> list[Claim]:
     keys = [k for k, _ in factors]
     rows = []
-    for factor, claim, activation, larger_is_higher, literature in _COMPARISONS:
+    for key, factor, claim, activation, larger_is_higher, literature in _COMPARISONS:
         if factor not in keys:
             continue
         index = keys.index(factor)
@@ -249,7 +210,7 @@ def _comparisons(
             parts = "; ".join(f"{factor}={arm} {interval_text(arms[arm], measure)}" for arm in ordered)
             setting = setting_text(rest, rest_factors) or "all runs"
             rows.append(Claim(
-                claim, setting, literature, f"{what}: {parts}", verdict,
+                key, claim, setting, literature, f"{what}: {parts}", verdict,
                 "holds if the 95 % intervals separate (needs 2+ seeds per setting)",
             ))  # fmt: skip
     return rows
@@ -279,3 +240,30 @@ def _number(text: str) -> float:
 
 def _g(value: float) -> str:
     return f"{value:.3g}"
+
+
+def verdict_tags(claims: list[Claim]) -> dict[str, str]:
+    """Return {claim key: verdict} for the parent's tags ("holds 2, cannot tell 1" when settings differ)."""
+    found: dict[str, list[str]] = {}
+    for c in claims:
+        found.setdefault(c.key, []).append(c.verdict)
+    tags = {}
+    for key, verdicts in found.items():
+        counts = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
+        tags[key] = verdicts[0] if len(counts) == 1 else ", ".join(f"{v} {n}" for v, n in counts.items())
+    return tags
+
+
+CLAIMS_LEGEND = (
+    "Each claim is tested where the sweep's factors can test it, per setting (every varying factor but the "
+    "seed; never pooled), on the mean over seeds with a 95 % t-interval. A bound holds when the whole "
+    "interval is on the claimed side, does not hold when it is wholly on the other, and cannot tell when "
+    "it straddles the bound (one seed: its value decides). A comparison needs two seeds or more per "
+    f"setting and separate intervals. @end = mean of the last {END_POINTS} monitored steps."
+)
+
+
+def claims_table(claims: list[Claim]) -> Table:
+    """Return the claims as the report's table: claim, setting, measured, literature, verdict, rule."""
+    rows = [[c.claim, c.setting, c.measured, c.literature, c.verdict, c.rule] for c in claims]
+    return Table(["claim", "setting", "measured", "literature", "verdict", "rule"], rows, [False] * 6)

@@ -19,7 +19,7 @@ from actstudy import outcomes
 from actstudy.report.style import activation_order, activation_rank
 
 #: Metric keys read with their full history: these scalars and every layer of these per-layer families.
-SCALAR_METRICS = (*mn.SPLIT_METRICS, mn.GRAD_FIRST_TO_LAST)
+SCALAR_METRICS = (*mn.SPLIT_METRICS, mn.VAL_ACC_BEST, mn.TEST_BEST_ACC, mn.GRAD_FIRST_TO_LAST)
 LAYER_FAMILIES = (mn.GRAD_WEIGHT_RMS, mn.GRAD_BIAS_L2, mn.ACT_SATURATED, mn.ACT_DEAD)
 #: Params that are "None" when the activation defines no such region (e.g. no dead sigmoid units).
 _REGION_PARAMS = {mn.ACT_SATURATED: "activation.saturated", mn.ACT_DEAD: "activation.dead"}

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-import math
 import re
-import statistics
 from collections.abc import Callable
 
 from actstudy import outcomes
-from actstudy.metric_names import ACT_DEAD, ACT_SATURATED, GRAD_FIRST_TO_LAST, TEST_ACC, VAL_ACC
+from actstudy.metric_names import (
+    ACT_DEAD,
+    ACT_SATURATED,
+    GRAD_BIAS_L2,
+    GRAD_FIRST_TO_LAST,
+    TEST_ACC,
+    TEST_BEST_ACC,
+    VAL_ACC,
+    VAL_ACC_BEST,
+    layer_key,
+)
 from actstudy.report.collect import RunData, SweepData
 from actstudy.report.render import Code, Em, Table, Text
+from actstudy.report.stats import END_POINTS, end_value, interval
 
 #: Settings shown when they vary across the sweep, as (param key, column label).
 #: Activation and depth always show.
@@ -33,16 +42,20 @@ MISSING = "—"
 
 RUNS_LEGEND: Text = (
     [Em("first/last grad"), " = ", Code(GRAD_FIRST_TO_LAST), " (weight-gradient RMS of layer 1 ÷ last "]
-    + ["layer; ≪ 1 means vanishing) at step 0 and at the last logged step; ", Em("saturated"), ", "]
-    + [Em("dead"), " = mean over layers of ", Code(ACT_SATURATED), ", ", Code(ACT_DEAD)]
-    + [" at the last logged step."]
+    + ["layer; ≪ 1 means vanishing) at step 0 and @end; ", Em("‖δ¹‖/‖δᴸ‖"), " = Nielsen's "]
+    + ["speed-of-learning ratio, bias-gradient norm of layer 1 ÷ last at step 0; ", Em("saturated"), ", "]
+    + [Em("dead"), " = mean over layers of ", Code(ACT_SATURATED), ", ", Code(ACT_DEAD), " @end. @end = "]
+    + [f"mean of the last {END_POINTS} monitored steps, not one mini-batch. ", Em("test acc @best val")]
+    + [" = test accuracy of the checkpoint with the best validation accuracy; ", Em("test acc"), " = the "]
+    + ["final weights'."]
 )
 AGGREGATE_LEGEND: Text = [
-    "mean ± std over the runs used (",
+    "mean [95 % t-interval] over the seeds used (",
     Em("n"),
     "; failed and diverged runs left out, ",
     Em("runs"),
-] + [" counts all); gradient ratios: geometric mean ×/÷ geometric std."]
+] + [" counts all); gradient ratios on a log scale (geometric mean and interval). Settings rank only where"]
+AGGREGATE_LEGEND += [" their intervals separate."]
 
 
 def setting_columns(runs: list[RunData]) -> list[tuple[str, str]]:
@@ -91,9 +104,25 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def mean_over_layers(run: RunData, family: str) -> float | None:
-    """Return the mean over layers of a per-layer family at each layer's last logged step, or None."""
-    values = list(run.by_layer(family).values())
+    """Return the mean over layers of a per-layer family "@end" (its last monitored steps), or None."""
+    values = [end_value(run, layer_key(family, n)) for n in run.layers(family)]
+    values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
+
+
+def nielsen_ratio(run: RunData) -> float | None:
+    """Return ||δ¹|| / ||δᴸ|| (bias-gradient norms, first over last hidden layer) at step 0, or None."""
+    layers = run.layers(GRAD_BIAS_L2)
+    if len(layers) < 2:
+        return None
+    first, last = (run.at_step(layer_key(GRAD_BIAS_L2, n), 0) for n in (layers[0], layers[-1]))
+    return first / last if first is not None and last else None
+
+
+def best_val_acc(run: RunData) -> float | None:
+    """Return the best validation accuracy (logged at the end, else the best logged value), or None."""
+    logged = run.last(VAL_ACC_BEST)
+    return logged if logged is not None else run.best(VAL_ACC)
 
 
 Format = Callable[[float | None], str]
@@ -101,9 +130,11 @@ Format = Callable[[float | None], str]
 #: The metric columns of both tables: (label, a run's value or None, format of one value).
 METRICS: tuple[tuple[str, Callable[[RunData], float | None], Format], ...] = (
     ("test acc", lambda r: r.last(TEST_ACC), fmt_acc),
-    ("best val acc", lambda r: r.best(VAL_ACC), fmt_acc),
+    ("test acc @best val", lambda r: r.last(TEST_BEST_ACC), fmt_acc),
+    ("best val acc", best_val_acc, fmt_acc),
     ("first/last grad @0", lambda r: r.at_step(GRAD_FIRST_TO_LAST, 0), fmt_ratio),
-    ("first/last grad @end", lambda r: r.last(GRAD_FIRST_TO_LAST), fmt_ratio),
+    ("first/last grad @end", lambda r: end_value(r, GRAD_FIRST_TO_LAST), fmt_ratio),
+    ("‖δ¹‖/‖δᴸ‖ @0", nielsen_ratio, fmt_ratio),
     ("saturated (mean)", lambda r: mean_over_layers(r, ACT_SATURATED), fmt_fraction),
     ("dead (mean)", lambda r: mean_over_layers(r, ACT_DEAD), fmt_fraction),
 )
@@ -130,35 +161,24 @@ def run_table(sweep: SweepData) -> Table:
 
 
 def _over_runs(values: list[float | None], fmt: Format) -> str:
-    """Return mean ± std of the values present (ratios, which span decades: geometric mean ×/÷ std)."""
-    if fmt is fmt_ratio:
-        return geo_mean(values, spread=True)
-    present = [v for v in values if v is not None]
-    if len(present) < 2:
-        return fmt(present[0]) if present else MISSING
-    return f"{fmt(statistics.fmean(present))} ± {fmt(statistics.stdev(present))}"
-
-
-def geo_mean(values: list[float | None], spread: bool = False) -> str:
-    """Return the geometric mean of the positive values as a ratio, with ``×/÷ geometric std`` if ``spread``.
-
-    An em dash when no value is positive; the spread shows only with two values or more.
-    """
-    logs = [math.log(v) for v in values if v is not None and v > 0]
-    if not logs:
+    """Return the mean and 95 % interval over seeds of the values present (of their logs for ratios)."""
+    value = interval(values, log=fmt is fmt_ratio)
+    if value is None:
         return MISSING
-    centre = fmt_ratio(math.exp(statistics.fmean(logs)))
-    if not spread or len(logs) == 1:
-        return centre
-    return f"{centre} ×/÷ {math.exp(statistics.stdev(logs)):.2f}"
+    if value.n == 1:
+        return fmt(value.mean)
+    low, high = value.low, value.high
+    if fmt is not fmt_ratio:  # a fraction: the interval clipped to [0, 1]
+        low, high = max(low, 0.0), min(high, 1.0)
+    return f"{fmt(value.mean)} [{fmt(low)}, {fmt(high)}]"
 
 
 def aggregate_table(sweep: SweepData) -> Table | None:
-    """Return mean ± std over seeds per setting, or None when no setting has more than one run.
+    """Return the mean and 95 % t-interval over seeds per setting, or None when no setting has two runs.
 
     Groups are the shown setting columns minus ``seed``; failed and diverged runs are left out of the
     statistics (``n`` counts the runs used, ``runs`` all runs of the group). Gradient ratios, which span
-    decades, are summarised by their geometric mean ×/÷ geometric standard deviation.
+    decades, are averaged on a log scale (geometric mean and interval).
     """
     settings = [(k, label) for k, label in setting_columns(sweep.runs) if k != "seed"]
     groups: dict[tuple[str, ...], list[RunData]] = {}
@@ -180,19 +200,26 @@ def aggregate_table(sweep: SweepData) -> Table | None:
 
 
 def key_numbers(sweep: SweepData) -> list[Text]:
-    """Return one summary line per activation at its largest depth: gradient ratios and test accuracy."""
+    """Return one line per setting of the deepest nets: gradient ratios and test accuracy, over seeds.
+
+    Settings are every factor the sweep varies but the seed (never pooled across them); depth picks the
+    deepest nets of each setting of the other factors.
+    """
+    settings = [(k, label) for k, label in setting_columns(sweep.runs) if k not in ("seed", "depth")]
+    groups: dict[tuple[str, ...], list[RunData]] = {}
+    for run in sweep.runs:
+        if run.plottable and run.depth is not None:
+            groups.setdefault(tuple(run.params.get(k, MISSING) for k, _ in settings), []).append(run)
     lines: list[Text] = []
-    for act in sweep.activations():
-        runs = [r for r in sweep.runs if r.activation == act and r.plottable and r.depth is not None]
-        if not runs:
-            continue
+    for key, runs in groups.items():
         depth = max(r.depth for r in runs)
         deepest = [r for r in runs if r.depth == depth]
-        accs = [acc for acc in (r.last(TEST_ACC) for r in deepest) if acc is not None]
-        acc = fmt_acc(statistics.fmean(accs)) if accs else MISSING
-        seeds = f" (mean of {len(deepest)} runs)" if len(deepest) > 1 else ""
-        start = geo_mean([r.at_step(GRAD_FIRST_TO_LAST, 0) for r in deepest])
-        end = geo_mean([r.last(GRAD_FIRST_TO_LAST) for r in deepest])
+        label = ", ".join(f"{name} {value}" for (_, name), value in zip(settings[1:], key[1:], strict=True))
+        seeds = f" (mean of {len(deepest)} seeds)" if len(deepest) > 1 else ""
+        start = _over_runs([r.at_step(GRAD_FIRST_TO_LAST, 0) for r in deepest], fmt_ratio)
+        end = _over_runs([end_value(r, GRAD_FIRST_TO_LAST) for r in deepest], fmt_ratio)
+        acc = _over_runs([r.last(TEST_ACC) for r in deepest], fmt_acc)
         ratios = f"first/last gradient ratio {start} at init, {end} at the end"
-        lines.append([Code(act), f", depth {depth}{seeds}: {ratios}; test acc {acc}"])
+        where = f", depth {depth}" + (f", {label}" if label else "")
+        lines.append([Code(key[0]), f"{where}{seeds}: {ratios}; test acc {acc}"])
     return lines
