@@ -144,9 +144,10 @@ def grad_by_layer(runs: list[RunData], path: Path) -> FigureFile | None:
 def grad_over_steps(runs: list[RunData], path: Path) -> FigureFile | None:
     """Write per-layer gradient size vs step for every run as small multiples (Nielsen's speed of learning).
 
-    Uses ``grad/weight_rms`` (``grad/bias_l2`` when no run has it). Returns None when neither exists.
+    Uses Nielsen's own measure, the bias-gradient norm ``grad/bias_l2`` = ||δˡ|| (``grad/weight_rms`` when
+    no run has it). Returns None when neither exists.
     """
-    family = GRAD_WEIGHT_RMS if any(r.layers(GRAD_WEIGHT_RMS) for r in runs) else GRAD_BIAS_L2
+    family = GRAD_BIAS_L2 if any(r.layers(GRAD_BIAS_L2) for r in runs) else GRAD_WEIGHT_RMS
     runs = [r for r in runs if r.layers(family)]
     if not runs:
         return None
