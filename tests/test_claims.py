@@ -113,3 +113,11 @@ def test_nielsens_ratio_is_tested_on_his_network_only():
     claims = [c for c in evaluate_claims(runs) if "100 times" in c.claim]
     assert [c.verdict for c in claims] == [HOLDS] and "95" in claims[0].measured
     assert not [c for c in evaluate_claims([run("sigmoid", 4, 0, [1.0] * 4)]) if "100 times" in c.claim]
+
+
+def test_nielsens_ratio_needs_his_init_and_no_batch_norm_and_a_missing_param_is_no_arm():
+    book = {"model.name": "mlp", "model.width": "30", "model.init": "nielsen"}
+    runs = [run("sigmoid", 4, 0, [0.003, 0.017, 0.07, 0.285], **book, **{"model.batch_norm": "True"})]
+    runs += [run("sigmoid", 4, 0, [0.003, 0.017, 0.07, 0.285], **(book | {"model.init": "xavier"}))]
+    runs += [run("sigmoid", 4, 1, [1.0] * 4, **{"model.batch_norm": "?"})]
+    assert not [c for c in evaluate_claims(runs) if "100 times" in c.claim or "batch norm" in c.claim]

@@ -96,6 +96,12 @@ def test_the_new_one_file_options_change_what_is_built():
          "(module 'torch.optim' has no attribute 'Nope'); name a class or function, e.g. torch.optim.SGD"),
         (["model._target_=torch.nn.Linear"], "model._target_=torch.nn.Linear: does not take 'input_shape', "
          "which actstudy passes"),
+        (["optimizer=sgd_nesterov", "optimizer.momentum=0"], "optimizer=sgd_nesterov: torch.optim.SGD "
+         "refuses its arguments: Nesterov momentum requires a momentum and zero dampening"),
+        (["optimizer=adam", "optimizer.betas=[0.9,1.5]"], "optimizer=adam: torch.optim.Adam refuses its "
+         "arguments: Invalid beta parameter at index 1: 1.5"),
+        (["~model.max_pools"], "model.max_pools: missing; actstudy.models.cnn.CNN needs it (e.g. "
+         "model.max_pools=...)"),
     ],
 )  # fmt: skip
 def test_a_targets_own_keys_are_typed_and_checked_by_its_signature(overrides, expected):

@@ -59,6 +59,7 @@ class DataConfig:
     """A dataset (conf/data/): `_target_` reads it (given `data`, this config, if it takes one)."""
 
     TARGET_GETS: ClassVar = ()
+    TARGET_MAY_GET: ClassVar = ("data",)
     _target_: str
     name: str
     batch_size: int  # the global batch, split evenly over the processes of a multi-device job
@@ -147,7 +148,23 @@ class ActivationConfig:
             raise ConfigError(f"activation.module of '{self.name}' needs a _target_ such as torch.nn.ReLU")
         choice("activation.init", self.init, ACTIVATION_SCHEMES)
         arguments = {k: v for k, v in self.module.items() if k != "_target_"}
-        target_arguments(self.module["_target_"], arguments, (), "activation.module.")
+        target_arguments(self.module["_target_"], arguments, (), (), "activation.module.")
+        self._try_building()
+
+    def _try_building(self) -> None:
+        """Raise ConfigError unless the module builds and (for Kaiming) has a finite signal gain."""
+        from hydra.utils import instantiate
+
+        from actstudy.models.init import signal_gain
+
+        try:
+            module = instantiate(self.module)
+            gain = signal_gain(module) if self.init == "kaiming" else 1.0
+        except Exception as exc:  # whatever the module raises: its first line says what
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"activation={self.name}: {self.module['_target_']} fails: {first}") from None
+        if not math.isfinite(gain) or gain <= 0:
+            raise ConfigError(f"activation={self.name}: no finite He gain; use init: xavier in its file")
 
 
 @dataclass(frozen=True)
@@ -163,12 +180,25 @@ class OptimizerConfig:
     def check(self) -> None:
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"optimizer.lr={self.lr}: must be a positive number (e.g. optimizer.lr=0.1)")
+        self._try_building()
         momentum = self.arguments.get("momentum", 0.0)
         if not 0 <= momentum < 1:
             raise ConfigError(
                 f"optimizer.momentum={momentum}: must be in [0, 1) (0.9 is usual; 0: plain SGD)"
             )
         at_least("optimizer.weight_decay", self.arguments.get("weight_decay", 0.0), 0.0)
+
+    def _try_building(self) -> None:
+        """Raise ConfigError if the optimiser refuses its arguments (e.g. Nesterov without momentum)."""
+        import torch
+        from hydra.utils import get_object
+
+        try:
+            get_object(self._target_)([torch.zeros(1, requires_grad=True)], lr=self.lr, **self.arguments)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = f"optimizer={self.name}: {self._target_} refuses its arguments: {first}"
+            raise ConfigError(message) from None
 
 
 @dataclass(frozen=True)
@@ -189,7 +219,7 @@ class TrainerConfig:
     deterministic: str = "auto"  # auto: true on CPU (bit-for-bit repeatable), false on GPU
     gradient_clip_val: float | None = None
     progress: str = "auto"  # auto: a bar in a terminal, plain log lines otherwise | bar | log | none
-    checkpoint_every_n_steps: int | None = None  # extra mid-epoch checkpoints (last.ckpt: every epoch)
+    checkpoint_every_n_steps: int | None = None  # last.ckpt every N steps instead of every epoch
 
     def check(self) -> None:
         at_least("trainer.max_epochs", self.max_epochs, 1)

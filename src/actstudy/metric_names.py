@@ -18,8 +18,7 @@ SPLIT_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC) 
 # The checkpoint of the best validation accuracy: that accuracy, and its test loss and accuracy. Unlike
 # the final weights' numbers above, these can rank settings whose training is noisy at the end.
 VAL_ACC_BEST = "val/acc_best"
-TEST_AT_BEST_VAL = "test_best"  # the split name of the second test, on the best-validation checkpoint
-TEST_BEST_LOSS = "test_best/loss"
+TEST_AT_BEST_VAL = "test_best"  # the split name of the second test (test_best/loss, test_best/acc)
 TEST_BEST_ACC = "test_best/acc"
 
 

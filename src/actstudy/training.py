@@ -93,16 +93,14 @@ def build_trainer(
     `callbacks` (tests, benchmarks) run after the harness's own callbacks at every hook.
     """
     stop = GracefulStop(checkpoint_dir / LAST_CHECKPOINT, cfg.trainer.log_every_n_steps, stop_requested)
-    checkpointing = ModelCheckpoint(
-        dirpath=checkpoint_dir,
-        filename="best",
-        monitor=metric_names.VAL_ACC,
-        mode="max",
-        save_top_k=1,
-        save_last=True,
-        every_n_train_steps=cfg.trainer.checkpoint_every_n_steps,
+    # Two callbacks: Lightning saves on validation end or every N steps, not both; best.ckpt must follow
+    # every validation (the report tests it), last.ckpt every epoch or every N steps.
+    best = ModelCheckpoint(
+        dirpath=checkpoint_dir, filename="best", monitor=metric_names.VAL_ACC, mode="max", save_top_k=1
     )
-    all_callbacks: list[L.Callback] = [FlushMetricsBeforeCheckpoint(), checkpointing, stop]
+    steps = cfg.trainer.checkpoint_every_n_steps
+    last = ModelCheckpoint(dirpath=checkpoint_dir, save_top_k=0, save_last=True, every_n_train_steps=steps)
+    all_callbacks: list[L.Callback] = [FlushMetricsBeforeCheckpoint(), best, last, stop]
     if checkpoint_meta is not None:
         all_callbacks.append(CheckpointMeta(CHECKPOINT_KEY, checkpoint_meta))
     if cfg.monitor.enabled:
@@ -139,7 +137,8 @@ def train(
     checkpoint_meta: Mapping[str, Any] | None = None,
     stop_requested: threading.Event | None = None,
 ) -> TrainingResult:
-    """Fit (from `resume_from` if given) and test one model; return how it ended.
+    """Fit (from `resume_from` if given) and test one model (final weights, then the best-validation
+    checkpoint); return how it ended.
 
     Ctrl-C or SIGTERM during fit stop every rank after the same batch with `last.ckpt` saved: outcome
     `interrupted`; during the test they are noted and the test finishes.
@@ -173,7 +172,7 @@ def train(
 
 def _test_best_checkpoint(trainer: L.Trainer, module: ClassifierModule, datamodule: TensorDataModule) -> None:
     """Log the best validation accuracy and test the checkpoint that reached it (`test_best/*`)."""
-    best = trainer.checkpoint_callback
+    best = next((c for c in trainer.checkpoint_callbacks if c.monitor == metric_names.VAL_ACC), None)
     if best is None or not best.best_model_path or best.best_model_score is None:
         return
     for logger in trainer.loggers:

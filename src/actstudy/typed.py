@@ -35,7 +35,8 @@ def build(cls: type, node: Any, prefix: str) -> Any:
     for f in dataclasses.fields(cls):
         key = prefix + f.name
         if f.name == ARGUMENTS:
-            values[f.name] = target_arguments(node.get("_target_"), extra, cls.TARGET_GETS, prefix)
+            given = (cls.TARGET_GETS, getattr(cls, "TARGET_MAY_GET", ()))
+            values[f.name] = target_arguments(node.get("_target_"), extra, *given, prefix)
         elif f.name in node:
             values[f.name] = convert(hints[f.name], node[f.name], key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -46,10 +47,14 @@ def build(cls: type, node: Any, prefix: str) -> Any:
     return obj
 
 
-def target_arguments(target: Any, arguments: dict[str, Any], given: tuple[str, ...], prefix: str) -> dict:
-    """Return `arguments` typed by `target`'s signature; raise ConfigError for an unknown or ill-typed one.
+def target_arguments(
+    target: Any, arguments: dict[str, Any], given: tuple[str, ...], may_get: tuple[str, ...], prefix: str
+) -> dict:
+    """Return `arguments` typed by `target`'s signature; raise ConfigError for an unknown or ill-typed one,
+    or a required one missing.
 
-    `given` are the parameters the harness passes itself: the target must take them, the file must not.
+    `given` are the parameters the harness passes itself: the target must take them, the file must not;
+    `may_get` are passed only if the target takes them.
     """
     module, _, name = str(target).rpartition(".")
     try:  # imports the target's module (torch for most), so it comes after the cheap checks
@@ -68,9 +73,13 @@ def target_arguments(target: Any, arguments: dict[str, Any], given: tuple[str, .
         hints = typing.get_type_hints(built.__init__ if isinstance(built, type) else built)
     except Exception:  # an annotation that does not resolve: leave the values untyped
         hints = {}
-    own = [
-        n for n, p in parameters.items() if n not in given and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    given = (*given, *may_get)
+    own = [n for n, p in parameters.items() if n not in given and p.kind not in variadic]
+    for name, p in parameters.items():
+        needed = p.default is inspect.Parameter.empty and p.kind not in variadic
+        if needed and name not in given and name not in arguments:
+            raise ConfigError(f"{prefix}{name}: missing; {target} needs it (e.g. {prefix}{name}=...)")
     typed = {}
     for key, value in arguments.items():
         if key not in own and not takes_any:

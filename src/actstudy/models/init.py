@@ -58,8 +58,8 @@ def signal_gain(activation: nn.Module) -> float:
     quadrature for the others (ELU, GELU, SiLU, ...).
     """
     nodes, weights = np.polynomial.hermite_e.hermegauss(101)
-    with torch.no_grad():
-        values = activation(torch.as_tensor(nodes, dtype=torch.float64)).numpy()
+    with torch.no_grad():  # float32 in, as in training (a module with parameters refuses float64)
+        values = activation(torch.as_tensor(nodes, dtype=torch.float32)).double().numpy()
     second_moment = float(np.sum(weights * values**2) / math.sqrt(2 * math.pi))
     return 1.0 / math.sqrt(second_moment)
 
@@ -72,7 +72,8 @@ def initialise(model: nn.Module, scheme: str, activation: nn.Module, activation_
     """
     gain = RELU_GAIN
     if scheme == "auto":
-        scheme, gain = activation_scheme, signal_gain(activation)
+        scheme = activation_scheme
+        gain = signal_gain(activation) if scheme == "kaiming" else 1.0
     init = SCHEMES[scheme]
     if init is None:
         return

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy import outcomes
 from actstudy.report.activation_plot import activation_figure, known_activations
-from actstudy.report.claims import CLAIMS_LEGEND, claims_table, evaluate_claims, verdict_tags
+from actstudy.report.claims import CLAIMS_LEGEND, Claim, claims_table, evaluate_claims, verdict_tags
 from actstudy.report.collect import SweepData, collect_sweep
 from actstudy.report.figures import metric_figures
 from actstudy.report.render import Bullets, Code, Document, Strong, Text, to_html, to_markdown
@@ -55,8 +55,11 @@ def _run_notes(sweep: SweepData) -> list[Text]:
     return notes + missing
 
 
-def build_report(sweep: SweepData, out_dir: Path) -> tuple[Path, list[Path]]:
-    """Write the report of ``sweep`` into ``out_dir``; return (report.md path, every file written)."""
+def build_report(
+    sweep: SweepData, out_dir: Path, claims: list[Claim] | None = None
+) -> tuple[Path, list[Path]]:
+    """Write the report of ``sweep`` (with ``claims``, evaluated here if None) into ``out_dir``; return
+    (report.md path, every file written)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures, notes = metric_figures(sweep, out_dir)
     names = known_activations()
@@ -67,7 +70,8 @@ def build_report(sweep: SweepData, out_dir: Path) -> tuple[Path, list[Path]]:
     if unknown:
         notes.append(f"No function plot for unknown activation(s): {', '.join(unknown)}.")
     notes += _run_notes(sweep)
-    summary, aggregate, claims = key_numbers(sweep), aggregate_table(sweep), evaluate_claims(sweep.runs)
+    claims = evaluate_claims(sweep.runs) if claims is None else claims
+    summary, aggregate = key_numbers(sweep), aggregate_table(sweep)
     sections = {  # heading: blocks, or None to leave the section out
         "Claims": [claims_table(claims), CLAIMS_LEGEND] if claims else None,
         "Key numbers": [Bullets(summary)] if summary else None,
@@ -97,10 +101,14 @@ def write_report(
     ``ReportError`` when the parent run does not exist.
     """
     sweep = collect_sweep(client, parent_run_id)
-    md, files = build_report(sweep, Path(out_dir) if out_dir is not None else default_out_dir(sweep))
+    claims = evaluate_claims(sweep.runs)
+    md, files = build_report(sweep, Path(out_dir) if out_dir is not None else default_out_dir(sweep), claims)
     if log_artifacts:
         for path in files:
             client.log_artifact(parent_run_id, str(path), ARTIFACT_DIR)
-        for key, verdict in verdict_tags(evaluate_claims(sweep.runs)).items():
-            client.set_tag(parent_run_id, outcomes.CLAIM + key, verdict)
+        tags = {outcomes.CLAIM + key: verdict for key, verdict in verdict_tags(claims).items()}
+        for stale in (k for k in sweep.tags if k.startswith(outcomes.CLAIM) and k not in tags):
+            client.delete_tag(parent_run_id, stale)  # a claim this sweep's runs no longer test
+        for key, verdict in tags.items():
+            client.set_tag(parent_run_id, key, verdict)
     return md

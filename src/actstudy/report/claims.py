@@ -152,6 +152,7 @@ def _per_group(members: list[RunData], setting: str) -> list[Claim]:
                 f"holds if the ratio is <= {SPREAD_BOUND:g}",
             ))  # fmt: skip
     nielsen = first.params.get("model.name") == "mlp" and first.params.get("model.width") == "30"
+    nielsen = nielsen and first.params.get("model.init") == "nielsen" and plain  # the book's net
     if first.activation == "sigmoid" and first.depth == 4 and nielsen:
         ratios = []
         for r in members:
@@ -192,18 +193,17 @@ def _comparisons(
         rest_factors = factors[:index] + factors[index + 1 :]
         arms_by_rest: dict[tuple[str, ...], dict[str, list[RunData]]] = {}
         for values, members in by_setting.items():
-            if members[0].activation == activation:
+            plain = members[0].params.get("model.batch_norm", "False") == "False"
+            if members[0].activation == activation and (plain or factor == "model.batch_norm"):
                 rest = values[:index] + values[index + 1 :]
                 arms_by_rest.setdefault(rest, {})[values[index]] = members
-        measure, what = (
-            (_mean_dead, "dead fraction @end")
-            if factor == "optimizer.lr"
-            else (_accuracy, "test accuracy of the best-validation checkpoint")
-        )
+
         for rest, arms in arms_by_rest.items():
-            if len(arms) < 2:
+            arms = {value: runs for value, runs in arms.items() if _number(value) is not None}
+            if len(arms) < 2:  # a missing param ("?") is no arm
                 continue
             ordered = sorted(arms, key=_number)
+            measure, what = _measure(factor, [r for runs in arms.values() for r in runs])
             higher, lower = (ordered[-1], ordered[0]) if larger_is_higher else (ordered[0], ordered[-1])
             a, b = interval(measure(r) for r in arms[higher]), interval(measure(r) for r in arms[lower])
             verdict = above(a, b) if a is not None and b is not None else CANNOT_TELL
@@ -216,9 +216,13 @@ def _comparisons(
     return rows
 
 
-def _accuracy(run: RunData) -> float | None:
-    best = run.last(mn.TEST_BEST_ACC)
-    return best if best is not None else run.last(mn.TEST_ACC)
+def _measure(factor: str, runs: list[RunData]) -> tuple[Callable[[RunData], float | None], str]:
+    """Return what a comparison measures on every run alike: one measure per comparison, never a mix."""
+    if factor == "optimizer.lr":
+        return _mean_dead, "dead fraction @end"
+    if all(r.last(mn.TEST_BEST_ACC) is not None for r in runs):
+        return (lambda r: r.last(mn.TEST_BEST_ACC)), "test accuracy of the best-validation checkpoint"
+    return (lambda r: r.last(mn.TEST_ACC)), "test accuracy of the final weights"
 
 
 def interval_text(runs: list[RunData], measure: Callable[[RunData], float | None]) -> str:
@@ -233,9 +237,14 @@ def _mean_dead(run: RunData) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def _number(text: str) -> float:
-    """Return a factor's value as a number for ordering (False < True)."""
-    return {"True": 1.0, "False": 0.0}[text] if text in ("True", "False") else float(text)
+def _number(text: str) -> float | None:
+    """Return a factor's value as a number for ordering (False < True), None if it is none."""
+    if text in ("True", "False"):
+        return float(text == "True")
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _g(value: float) -> str:
