@@ -121,3 +121,13 @@ def test_nielsens_ratio_needs_his_init_and_no_batch_norm_and_a_missing_param_is_
     runs += [run("sigmoid", 4, 0, [0.003, 0.017, 0.07, 0.285], **(book | {"model.init": "xavier"}))]
     runs += [run("sigmoid", 4, 1, [1.0] * 4, **{"model.batch_norm": "?"})]
     assert not [c for c in evaluate_claims(runs) if "100 times" in c.claim or "batch norm" in c.claim]
+
+
+def test_a_diverged_run_counts_at_step_0_only():
+    diverged = run("sigmoid", 8, 0, geometric(1e-5, 0.2, 8))
+    diverged.outcome = "diverged"
+    found = verdicts([diverged])
+    assert found[
+        ("sigmoid gradients shrink layer by layer towards the input (step 0)", "activation=sigmoid, depth=8")
+    ]
+    assert not [k for k in found if "@end" in k[0]]

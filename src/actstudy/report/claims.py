@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from actstudy import metric_names as mn
+from actstudy import outcomes
 from actstudy.report.collect import RunData
 from actstudy.report.render import Table
 from actstudy.report.stats import END_POINTS, Interval, end_value, interval
@@ -97,11 +98,12 @@ def decay_factor(values: list[float]) -> float | None:
 
 
 def groups(runs: list[RunData]) -> tuple[list[tuple[str, str]], dict[tuple[str, ...], list[RunData]]]:
-    """Return the factors (param key, label) that vary but the seed, and the usable runs grouped by them."""
+    """Return the factors (param key, label) that vary but the seed, and the runs grouped by them (failed
+    runs left out; diverged ones kept for step 0, left out of "@end" and accuracy by their missing data)."""
     factors = [(k, label) for k, label in setting_columns(runs) if k != "seed"]
     out: dict[tuple[str, ...], list[RunData]] = {}
     for run in runs:
-        if run.plottable:
+        if run.outcome != outcomes.FAILED:  # a diverged run's step 0 is as good as any
             out.setdefault(tuple(run.params.get(k, "?") for k, _ in factors), []).append(run)
     return factors, out
 
@@ -126,7 +128,8 @@ def _per_group(members: list[RunData], setting: str) -> list[Claim]:
     plain = first.params.get("model.batch_norm", "False") == "False"
     if first.activation == "sigmoid" and (first.depth or 0) >= 3 and plain:
         for at_end, when in ((False, "step 0"), (True, "@end")):
-            factors = [decay_factor(layer_values(r, mn.GRAD_WEIGHT_RMS, at_end)) for r in members]
+            used = [r for r in members if r.plottable or not at_end]
+            factors = [decay_factor(layer_values(r, mn.GRAD_WEIGHT_RMS, at_end)) for r in used]
             value = interval(factors, log=True)
             if value is not None:
                 rows.append(Claim(
@@ -205,9 +208,10 @@ def _comparisons(
             ordered = sorted(arms, key=_number)
             measure, what = _measure(factor, [r for runs in arms.values() for r in runs])
             higher, lower = (ordered[-1], ordered[0]) if larger_is_higher else (ordered[0], ordered[-1])
-            a, b = interval(measure(r) for r in arms[higher]), interval(measure(r) for r in arms[lower])
+            ended = {arm: [r for r in runs if r.plottable] for arm, runs in arms.items()}  # not diverged
+            a, b = interval(measure(r) for r in ended[higher]), interval(measure(r) for r in ended[lower])
             verdict = above(a, b) if a is not None and b is not None else CANNOT_TELL
-            parts = "; ".join(f"{factor}={arm} {interval_text(arms[arm], measure)}" for arm in ordered)
+            parts = "; ".join(f"{factor}={arm} {interval_text(ended[arm], measure)}" for arm in ordered)
             setting = setting_text(rest, rest_factors) or "all runs"
             rows.append(Claim(
                 key, claim, setting, literature, f"{what}: {parts}", verdict,

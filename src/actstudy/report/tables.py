@@ -203,23 +203,27 @@ def key_numbers(sweep: SweepData) -> list[Text]:
     """Return one line per setting of the deepest nets: gradient ratios and test accuracy, over seeds.
 
     Settings are every factor the sweep varies but the seed (never pooled across them); depth picks the
-    deepest nets of each setting of the other factors.
+    deepest nets of each setting of the other factors. Failed runs are left out; a diverged run counts at
+    step 0 only, and the line says it diverged.
     """
     settings = [(k, label) for k, label in setting_columns(sweep.runs) if k not in ("seed", "depth")]
     groups: dict[tuple[str, ...], list[RunData]] = {}
     for run in sweep.runs:
-        if run.plottable and run.depth is not None:
+        if run.outcome != outcomes.FAILED and run.depth is not None:
             groups.setdefault(tuple(run.params.get(k, MISSING) for k, _ in settings), []).append(run)
     lines: list[Text] = []
     for key, runs in groups.items():
         depth = max(r.depth for r in runs)
         deepest = [r for r in runs if r.depth == depth]
+        ended = [r for r in deepest if r.plottable]
         label = ", ".join(f"{name} {value}" for (_, name), value in zip(settings[1:], key[1:], strict=True))
         seeds = f" (mean of {len(deepest)} seeds)" if len(deepest) > 1 else ""
         start = _over_runs([r.at_step(GRAD_FIRST_TO_LAST, 0) for r in deepest], fmt_ratio)
-        end = _over_runs([end_value(r, GRAD_FIRST_TO_LAST) for r in deepest], fmt_ratio)
-        acc = _over_runs([r.last(TEST_ACC) for r in deepest], fmt_acc)
+        end = _over_runs([end_value(r, GRAD_FIRST_TO_LAST) for r in ended], fmt_ratio)
+        acc = _over_runs([r.last(TEST_ACC) for r in ended], fmt_acc)
+        diverged = len(deepest) - len(ended)
+        note = f" ({diverged} of {len(deepest)} diverged)" if diverged else ""
         ratios = f"first/last gradient ratio {start} at init, {end} at the end"
         where = f", depth {depth}" + (f", {label}" if label else "")
-        lines.append([Code(key[0]), f"{where}{seeds}: {ratios}; test acc {acc}"])
+        lines.append([Code(key[0]), f"{where}{seeds}: {ratios}; test acc {acc}{note}"])
     return lines
