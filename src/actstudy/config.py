@@ -219,7 +219,7 @@ class TrainerConfig:
     deterministic: str = "auto"  # auto: true on CPU (bit-for-bit repeatable), false on GPU
     gradient_clip_val: float | None = None
     progress: str = "auto"  # auto: a bar in a terminal, plain log lines otherwise | bar | log | none
-    checkpoint_every_n_steps: int | None = None  # last.ckpt every N steps instead of every epoch
+    checkpoint_every_n_steps: int | None = None  # extra mid-epoch last.ckpt (also every epoch)
 
     def check(self) -> None:
         at_least("trainer.max_epochs", self.max_epochs, 1)

@@ -3,8 +3,8 @@
 Writes happen on a background thread so training never waits for the store, gathered into one
 `log_batch` per `write_every_s` seconds (fewer, larger transactions disturb training less);
 `finalize` (and `flush`) write at once and block until every queued point is in the store, so nothing
-is lost at the end of a run. On a resumed run, a metric's points at or below its last step already in the
-store are dropped, so no point is logged twice.
+is lost at the end of a run. A metric's points at or below its last step already logged (in the store,
+on a resumed run) are dropped, so no point is logged twice.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class MlflowRunLogger(Logger):
     ):
         super().__init__()
         self.client, self.run_id = client, run_id
-        self.logged = dict(logged or {})  # key -> last step already in the store (a resumed run)
+        self.logged = dict(logged or {})  # key -> last step logged (at first: the store's, on a resumed run)
         self.write_every_s = write_every_s
         self._flush_now = threading.Event()
         self._queue: queue.Queue = queue.Queue()
@@ -61,10 +61,12 @@ class MlflowRunLogger(Logger):
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         step = int(step or 0)
-        if self.logged:
-            metrics = {k: v for k, v in metrics.items() if step > self.logged.get(k, -1)}
-            if not metrics:
-                return
+        # A metric's step only grows: a point at or below its last step (in the store when resumed, or
+        # already sent, e.g. Lightning's "epoch" beside each of two tests at the last step) is a duplicate.
+        metrics = {k: v for k, v in metrics.items() if step > self.logged.get(k, -1)}
+        if not metrics:
+            return
+        self.logged.update(dict.fromkeys(metrics, step))
         if self._thread is None:
             self._thread = threading.Thread(target=self._write_loop, name="mlflow-writer", daemon=True)
             self._thread.start()

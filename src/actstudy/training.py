@@ -93,14 +93,18 @@ def build_trainer(
     `callbacks` (tests, benchmarks) run after the harness's own callbacks at every hook.
     """
     stop = GracefulStop(checkpoint_dir / LAST_CHECKPOINT, cfg.trainer.log_every_n_steps, stop_requested)
-    # Two callbacks: Lightning saves on validation end or every N steps, not both; best.ckpt must follow
-    # every validation (the report tests it), last.ckpt every epoch or every N steps.
+    # One ModelCheckpoint saves on validation end or every N steps, not both: best.ckpt follows every
+    # validation (the report tests it); last.ckpt (the newest, under one name) every epoch and, with
+    # checkpoint_every_n_steps, every N steps too.
     best = ModelCheckpoint(
         dirpath=checkpoint_dir, filename="best", monitor=metric_names.VAL_ACC, mode="max", save_top_k=1
     )
-    steps = cfg.trainer.checkpoint_every_n_steps
-    last = ModelCheckpoint(dirpath=checkpoint_dir, save_top_k=0, save_last=True, every_n_train_steps=steps)
-    all_callbacks: list[L.Callback] = [FlushMetricsBeforeCheckpoint(), best, last, stop]
+    name, steps = LAST_CHECKPOINT.removesuffix(".ckpt"), cfg.trainer.checkpoint_every_n_steps
+    one_file = {"dirpath": checkpoint_dir, "filename": name, "enable_version_counter": False}
+    last = [ModelCheckpoint(**one_file)]
+    if steps is not None:
+        last.append(ModelCheckpoint(**one_file, every_n_train_steps=steps))
+    all_callbacks: list[L.Callback] = [FlushMetricsBeforeCheckpoint(), best, *last, stop]
     if checkpoint_meta is not None:
         all_callbacks.append(CheckpointMeta(CHECKPOINT_KEY, checkpoint_meta))
     if cfg.monitor.enabled:
