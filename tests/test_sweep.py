@@ -137,11 +137,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 
-from actstudy import identity
 from actstudy.paths import CONF_DIR
 from actstudy.sweep import job_overrides, varying_keys
-
-identity.register_resolvers()
 
 
 class Expect(Callback):
