@@ -28,7 +28,7 @@ from actstudy.report.tables import setting_columns
 
 HOLDS, FAILS, CANNOT_TELL = "holds", "does not hold", "cannot tell"
 
-DECAY_BOUND = 0.5  # sigmoid: |gradient| shrinks by at least this factor per layer towards the input
+DECAY_BOUND = 0.5  # sigmoid: a layer gets at most this fraction of the gradient of the layer above it
 SPREAD_BOUND = 10.0  # tanh, ReLU under init=auto: largest / smallest layer gradient within an order
 NIELSEN_RANGE = (30.0, 300.0)  # Nielsen's "about 100 times" (0.285 / 0.003 = 95), within a factor ~3
 
