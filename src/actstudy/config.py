@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from omegaconf import DictConfig, OmegaConf
 
 from actstudy.errors import ConfigError as ConfigError  # where most modules import it from
+from actstudy.errors import first_line
 from actstudy.typed import ARGUMENTS, at_least, build, choice, target_arguments
 
 RESUME_MODES = ("auto", "true", "false")
@@ -161,7 +162,7 @@ class ActivationConfig:
             module = instantiate(self.module)
             gain = signal_gain(module) if self.init == "kaiming" else 1.0
         except Exception as exc:  # whatever the module raises: its first line says what
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ConfigError(f"activation={self.name}: {self.module['_target_']} fails: {first}") from None
         if not math.isfinite(gain) or gain <= 0:
             raise ConfigError(f"activation={self.name}: no finite He gain; use init: xavier in its file")
@@ -196,7 +197,7 @@ class OptimizerConfig:
         try:
             get_object(self._target_)([torch.zeros(1, requires_grad=True)], lr=self.lr, **self.arguments)
         except (ValueError, TypeError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             message = f"optimizer={self.name}: {self._target_} refuses its arguments: {first}"
             raise ConfigError(message) from None
 

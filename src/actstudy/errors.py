@@ -23,3 +23,9 @@ class JobFailed(RuntimeError):
 
 class RunInterrupted(Exception):
     """Training was stopped by Ctrl-C or SIGTERM after saving a checkpoint; re-running resumes it."""
+
+
+def first_line(exc: BaseException) -> str:
+    """Return the first line of `exc`'s message, or its type's name when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from actstudy import outcomes
+from actstudy.errors import first_line
 
 EXIT_USAGE = 2
 
@@ -51,11 +52,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _fail(message: str) -> int:
     print(f"actstudy.report: error: {message}", file=sys.stderr)
     return EXIT_USAGE
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _check_store(uri: str) -> str | None:
@@ -110,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     except MlflowException as exc:
         if "failed with exception" in str(exc):  # the REST client gave up: connection refused, DNS, timeout
             return _fail(f"cannot reach the tracking server at {uri}")
-        return _fail(f"tracking store {uri}: {_first_line(exc)}")
+        return _fail(f"tracking store {uri}: {first_line(exc)[:300]}")
     except OSError as exc:  # includes requests' connection errors and unwritable output folders
-        return _fail(_first_line(exc))
+        return _fail(first_line(exc)[:300])
     print(md)
     return 0
 

@@ -14,6 +14,8 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 
+from actstudy.errors import first_line
+
 log = logging.getLogger("actstudy")
 
 
@@ -70,7 +72,7 @@ class _ResultOrNan:
         try:
             return self.job.results()
         except Exception as exc:  # cancelled, timed out without requeue, killed: no result pickle
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             print(f"actstudy: error: SLURM job {self.job.job_id} ({' '.join(self.overrides)}) ended without "
                   f"a result ({self.job.state}): {first}", file=sys.stderr)  # fmt: skip
             return [JobReturn(overrides=self.overrides, status=JobStatus.COMPLETED, _return_value=math.nan)]
