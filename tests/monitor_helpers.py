@@ -79,7 +79,7 @@ def train_steps(
     torch.manual_seed(cfg.seed)
     x0 = batches[0][0]
     model = model or build_model(cfg, tuple(x0.shape[1:]), 10)
-    module = ClassifierModule(model, cfg.optimizer, 10)
+    module = ClassifierModule(model, cfg.optimizer, 10, cfg.model.head)
     logger = MemoryLogger()
     with tempfile.TemporaryDirectory() as checkpoints:
         trainer, _ = build_trainer(cfg, Path(checkpoints), logger)

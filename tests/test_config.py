@@ -153,14 +153,24 @@ def test_experiment_presets():
     nielsen = config("experiment=nielsen")
     assert (nielsen.model.name, nielsen.model.width, nielsen.depth) == ("mlp", 30, 4)
     assert (nielsen.activation.name, nielsen.model.init, nielsen.optimizer.lr) == ("sigmoid", "nielsen", 0.1)
-    assert (nielsen.data.name, nielsen.data.batch_size) == ("mnist", 10)
+    assert (nielsen.data.name, nielsen.data.batch_size, nielsen.data.train_size) == ("mnist", 1000, 1000)
+    assert (nielsen.model.head, nielsen.data.normalize) == ("sigmoid", False)
     vg = config("experiment=vanishing_gradient")
     assert (vg.optimizer.name, vg.model.init, vg.model.batch_norm) == ("sgd", "auto", False)
 
 
 @pytest.mark.parametrize(
     "override",
-    ["depth=0", "depth=abc", "optimizer.lr=-1", "model.width=0", "model.init=zeros", "resume=maybe"],
+    [
+        "depth=0",
+        "depth=abc",
+        "optimizer.lr=-1",
+        "model.width=0",
+        "model.init=zeros",
+        "resume=maybe",
+        "model.head=foo",
+        "data.normalize=maybe",
+    ],
 )
 def test_bad_values_raise_a_config_error_naming_the_key(override):
     with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.")):

@@ -46,13 +46,16 @@ class ModelConfig:
     width: int
     init: str = "auto"  # a scheme of actstudy.models.init.SCHEMES; auto: the one the activation names
     batch_norm: bool = False  # the control: plain nets are what the vanishing-gradient study is about
+    head: str = "softmax"  # softmax | sigmoid: sigmoid outputs with Nielsen's cross-entropy (models/head.py)
     arguments: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
+        from actstudy.models.head import HEADS
         from actstudy.models.init import SCHEMES
 
         at_least("model.width", self.width, 1)
         choice("model.init", self.init, tuple(SCHEMES))
+        choice("model.head", self.head, tuple(HEADS))
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class DataConfig:
     generator_seed: int = 1234  # seed of the train/val split (and of generated images)
     crop_padding: int = 0  # random-crop augmentation padding, 0 = off
     flip: bool = False  # random horizontal flip
+    normalize: bool = True  # standardise each channel (training split's mean/std); false: raw [0, 1] pixels
     arguments: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:

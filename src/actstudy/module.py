@@ -1,4 +1,4 @@
-"""The LightningModule: cross-entropy classification with torchmetrics accuracy and mean loss."""
+"""The LightningModule: classification with the `model.head` loss, torchmetrics accuracy and mean loss."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import lightning as L
 import torch
 from hydra.utils import get_object
 from torch import Tensor, nn
-from torch.nn import functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from actstudy import metric_names
 from actstudy.config import OptimizerConfig
+from actstudy.models.head import HEADS
 
 log = logging.getLogger("actstudy")
 
@@ -31,11 +31,15 @@ class ClassifierModule(L.LightningModule):
     A non-finite loss is noted on the device every step and read on logging steps and at the end of each
     epoch (with the train metrics, no sync of its own); then training stops on every rank at once and
     `diverged_step` holds the first bad step.
+
+    The loss is `head`'s (`actstudy.models.head.HEADS`): softmax cross-entropy, or Nielsen's cross-entropy
+    of sigmoid outputs.
     """
 
-    def __init__(self, model: nn.Module, optimizer: OptimizerConfig, num_classes: int):
+    def __init__(self, model: nn.Module, optimizer: OptimizerConfig, num_classes: int, head: str = "softmax"):
         super().__init__()
         self.model = model
+        self.loss_fn = HEADS[head]
         self.optimizer_cfg = optimizer
         self.num_classes = num_classes
         self.val_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
@@ -65,7 +69,7 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = self.loss_fn(logits, y)
         self._note_divergence(loss.detach())
         if self.global_step % self.trainer.log_every_n_steps == 0:
             acc = multiclass_accuracy(
@@ -112,7 +116,7 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         logits = self.model(x)
         loss_metric, acc_metric = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
-        loss_metric(F.cross_entropy(logits, y), weight=len(y))
+        loss_metric(self.loss_fn(logits, y), weight=len(y))
         acc_metric(logits, y)
         split = self.test_split if stage == "test" else stage
         loss_key, acc_key = metric_names.split_key(split, "loss"), metric_names.split_key(split, "acc")

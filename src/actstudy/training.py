@@ -152,7 +152,7 @@ def train(
     """
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     model = build_model(cfg, splits.input_shape, splits.num_classes)
-    module = ClassifierModule(model, cfg.optimizer, splits.num_classes)
+    module = ClassifierModule(model, cfg.optimizer, splits.num_classes, cfg.model.head)
     datamodule = TensorDataModule(splits, cfg.data, cfg.seed)
     trainer, stop = build_trainer(
         cfg, checkpoint_dir, logger, world, callbacks, checkpoint_meta, stop_requested

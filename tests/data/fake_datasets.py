@@ -76,13 +76,28 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def write_mnist(folder: Path, n_train: int = 30, n_test: int = 10, gz: bool = True) -> dict[str, np.ndarray]:
-    """Write the four MNIST IDX files (gzipped or plain) in `folder`; return the arrays written."""
+    """Write the four MNIST IDX files (gzipped or plain) of random images in `folder`; return the arrays."""
     rng = np.random.default_rng(0)
+    train_x = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
+    test_x = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
+    train_y, test_y = np.arange(n_train) % 10, np.arange(n_test) * 3 % 10
+    return write_mnist_arrays(folder, train_x, train_y, test_x, test_y, gz)
+
+
+def write_mnist_arrays(
+    folder: Path,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    gz: bool = True,
+) -> dict[str, np.ndarray]:
+    """Write the given images (N, 28, 28) and labels as MNIST's four IDX files; return them by file name."""
     arrays = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train-labels-idx1-ubyte": (np.arange(n_train) % 10).astype(np.uint8),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "t10k-labels-idx1-ubyte": (np.arange(n_test) * 3 % 10).astype(np.uint8),
+        "train-images-idx3-ubyte": np.asarray(train_x, dtype=np.uint8),
+        "train-labels-idx1-ubyte": np.asarray(train_y, dtype=np.uint8),
+        "t10k-images-idx3-ubyte": np.asarray(test_x, dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": np.asarray(test_y, dtype=np.uint8),
     }
     folder.mkdir(parents=True, exist_ok=True)
     for name, array in arrays.items():

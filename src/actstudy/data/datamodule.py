@@ -120,8 +120,7 @@ class TensorDataModule(L.LightningDataModule):
             x,
             y,
             self.data.batch_size // world_size,  # data.batch_size is the global batch, split over the ranks
-            self.splits.mean,
-            self.splits.std,
+            *self._scaling(),
             shuffle=train,
             drop_last=train,
             seed=self.seed,
@@ -131,6 +130,14 @@ class TensorDataModule(L.LightningDataModule):
             world_size=world_size,
             epoch_source=(lambda: trainer.current_epoch) if (train and trainer is not None) else None,
         )
+
+    def _scaling(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Return the per-channel (mean, std) the loader subtracts and divides by, in [0, 1] units: the
+        training split's (`data.normalize`), else (0, 1), which serves raw [0, 1] pixels."""
+        if self.data.normalize:
+            return self.splits.mean, self.splits.std
+        channels = len(self.splits.mean)
+        return (0.0,) * channels, (1.0,) * channels
 
     def train_dataloader(self) -> TensorLoader:
         return self._loader("train", train=True)
