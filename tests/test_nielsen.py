@@ -33,7 +33,7 @@ from tests.data.fake_datasets import write_mnist_arrays
 from tests.monitor_helpers import config, config_dict, train_steps
 
 BOOK = {2: [0.07, 0.31], 3: [0.012, 0.060, 0.283], 4: [0.003, 0.017, 0.070, 0.285]}
-SEEDS = range(16)
+SEEDS = range(32)  # the book's values are single draws; 32 seeds put the mean within ~6 % of its expectation
 BAND = 1.5
 
 
@@ -68,11 +68,11 @@ def step0_speeds(cfg: RunConfig, splits: ImageSplits) -> list[float]:
     return [bias.grad.norm().item() for bias in module.hidden_biases()]
 
 
-def mean_speeds(root: Path, depth: int, *overrides: str) -> np.ndarray:
-    """Return the mean over `SEEDS` of each hidden layer's step-0 ||delta^l||."""
+def mean_speeds(root: Path, depth: int, *overrides: str, seeds: range = SEEDS) -> np.ndarray:
+    """Return the mean over `seeds` of each hidden layer's step-0 ||delta^l||."""
     cfg = nielsen(root, f"depth={depth}", *overrides)
     splits = load_splits(cfg.data)
-    return np.mean([step0_speeds(dataclasses.replace(cfg, seed=s), splits) for s in SEEDS], axis=0)
+    return np.mean([step0_speeds(dataclasses.replace(cfg, seed=s), splits) for s in seeds], axis=0)
 
 
 @pytest.mark.parametrize("depth", sorted(BOOK))
@@ -96,7 +96,7 @@ def test_the_monitor_logs_the_same_step0_speeds(mnist_root: Path) -> None:
 
 def test_the_softmax_head_on_standardised_pixels_lands_about_4x_below(mnist_root: Path) -> None:
     """The harness before `model.head` and `data.normalize`: outside the band (so the band can fail)."""
-    measured = mean_speeds(mnist_root, 4, "model.head=softmax", "data.normalize=true")
+    measured = mean_speeds(mnist_root, 4, "model.head=softmax", "data.normalize=true", seeds=SEEDS[:8])
     assert np.all(measured < np.array(BOOK[4]) / 2.5), measured.round(4)
 
 
