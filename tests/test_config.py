@@ -28,7 +28,7 @@ def test_every_group_has_the_expected_options():
         ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softsign", "mish"]
     )
     assert options("model") == ["cnn", "mlp"]
-    assert options("data") == ["cifar10", "mnist", "shapes"]
+    assert options("data") == ["cifar10", "digits", "mnist", "shapes"]
     assert options("optimizer") == ["adam", "sgd", "sgd_nesterov"]
     assert {"vanishing_gradient", "nielsen"} <= set(options("experiment"))
 
