@@ -118,7 +118,10 @@ def main() -> None:
     args = p.parse_args()
     trees = [s.resolve() for s in (args.src or [ROOT / "src"])]
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        results = [measure(src, args.repeats, Path(tmp)) for src in trees]
+        results = []
+        for src in trees:
+            results.append(measure(src, args.repeats, Path(tmp)))
+            print(f"{src}: {results[-1]} (load average {os.getloadavg()})", flush=True)
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}; medians of {args.repeats}")
     header = f"{'':36}" + "".join(f"{str(src.parent)[-22:]:>24}" for src in trees)
     print(header + (f"{'ratio':>10}" if len(trees) == 2 else ""))

@@ -87,6 +87,16 @@ def test_shapes_are_generated_once_and_read_back_identical(cache_home, monkeypat
     assert calls == [40, 8, 40, 8] and len(list(cache_home.glob("shapes-*.pt"))) == 2
 
 
+def test_a_sweeps_next_job_gets_the_same_splits_without_splitting_again(cache_home, monkeypatch):
+    from actstudy.data import datamodule
+
+    cfg = config("data=shapes", "data.train_size=40", "data.val_size=8", "data.test_size=8").data
+    monkeypatch.setattr(datamodule, "_generated", {})
+    first = datamodule.load_splits(cfg)
+    monkeypatch.setattr(datamodule, "split", None)  # splitting again would fail
+    assert datamodule.load_splits(cfg) is first
+
+
 def test_a_damaged_cache_file_is_generated_again(cache_home, monkeypatch):
     calls = _counting_generator(monkeypatch)
     first = shapes.read_shapes(40, 8, seed=3)
