@@ -225,6 +225,9 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     progress: str = "auto"  # auto: a bar in a terminal, plain log lines otherwise | bar | log | none
     checkpoint_every_n_steps: int | None = None  # extra mid-epoch last.ckpt (also every epoch)
+    # auto: the CPUs allotted (SLURM_CPUS_PER_TASK, else the affinity) shared by the job's processes and a
+    # local sweep's concurrent jobs (OMP_NUM_THREADS, if set, wins) | a number of torch intra-op threads
+    threads: str = "auto"
 
     def check(self) -> None:
         at_least("trainer.max_epochs", self.max_epochs, 1)
@@ -246,6 +249,11 @@ class TrainerConfig:
                 )
         if self.checkpoint_every_n_steps is not None:
             at_least("trainer.checkpoint_every_n_steps", self.checkpoint_every_n_steps, 1)
+        if self.threads != "auto" and not (self.threads.isdigit() and int(self.threads) >= 1):
+            raise ConfigError(
+                f"trainer.threads={self.threads}: must be auto or a number of threads >= 1 "
+                "(e.g. trainer.threads=4)"
+            )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -132,17 +133,39 @@ def check_devices(cfg: RunConfig, world: World) -> None:
             )
 
 
-def share_threads(world: World) -> int:
-    """Give each process of a multi-process job its share of the node's cores; return the previous count.
+THREADS_TAG = "trainer.threads_used"  # the run's tag: what `trainer.threads` resolved to (this attempt)
 
-    Without it every process starts one thread per core, and 2 processes on 2 cores run several times
-    slower than 1. OMP_NUM_THREADS, when set, is left to decide.
+
+def threads_for(
+    setting: str, world: World, concurrent_jobs: int = 1, env: Mapping[str, str] = os.environ
+) -> int:
+    """Return the intra-op thread count for one process of a job: `trainer.threads` resolved.
+
+    An explicit number is used as it is. `auto`: `OMP_NUM_THREADS` if the user set it, else the CPUs
+    SLURM allotted to this task (`SLURM_CPUS_PER_TASK`), else this process's CPU affinity shared by the
+    processes this job starts on the node; either way shared by the jobs a local sweep runs at once.
+    At least 1: without it torch starts one thread per core it sees, and threads fighting for shared
+    cores run several times slower than one.
     """
+    if setting != "auto":
+        return int(setting)
+    if env.get("OMP_NUM_THREADS", "").isdigit() and int(env["OMP_NUM_THREADS"]) > 0:
+        return int(env["OMP_NUM_THREADS"])
+    slurm_cpus = env.get("SLURM_CPUS_PER_TASK", "")
+    if slurm_cpus.isdigit() and int(slurm_cpus) > 0:
+        cpus = int(slurm_cpus)  # this task's own: other tasks of the job have theirs
+    else:
+        local = world.local_size if world.started_by in ("rank0", "rank0-child") else 1
+        cpus = cpus_available() // local
+    return max(1, cpus // max(1, concurrent_jobs))
+
+
+def share_threads(world: World, setting: str = "auto", concurrent_jobs: int = 1) -> int:
+    """Set torch's intra-op threads to `threads_for(...)`; return the previous count (to restore it)."""
     import torch
 
     previous = torch.get_num_threads()
-    if world.local_size > 1 and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, cpus_available() // world.local_size))
+    torch.set_num_threads(threads_for(setting, world, concurrent_jobs))
     return previous
 
 

@@ -21,6 +21,7 @@ NOT_IDENTITY = (
     "resume",
     "tracking",
     "trainer.progress",
+    "trainer.threads",
     "trainer.ddp_timeout_s",
     "trainer.checkpoint_every_n_steps",
     "data.root",

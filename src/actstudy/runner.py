@@ -14,6 +14,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
+
 from actstudy import distributed, outcomes, tracking, training
 from actstudy.config import JobSpec
 from actstudy.data import ImageSplits, load_splits
@@ -26,8 +28,10 @@ log = logging.getLogger("actstudy")
 RESUME_HINT = "re-run the same command to resume"
 
 
-def run_job(spec: JobSpec, world: World) -> float:
+def run_job(spec: JobSpec, world: World, concurrent_jobs: int = 1) -> float:
     """Train one job as rank 0 (or its only process) into its MLflow run; return the final val/acc.
+
+    `concurrent_jobs`: how many jobs a local sweep runs at once, sharing this machine's cores.
 
     The caller has validated the config and checked that the tracking store is reachable. Raises
     ConfigError / DatasetUnavailable before any run exists, RunInterrupted after Ctrl-C or SIGTERM (run
@@ -40,7 +44,7 @@ def run_job(spec: JobSpec, world: World) -> float:
     job = TrackedJob(spec, tracking.resolve_uri(cfg.tracking.uri), world.size)
     job.claim()  # before anything expensive: a second identical command stops here
     rendezvous = Rendezvous.open(world) if world.size > 1 else None
-    threads = distributed.share_threads(world)
+    threads = distributed.share_threads(world, cfg.trainer.threads, concurrent_jobs)
     try:
         if rendezvous is not None and world.started_by == "rank0":
             rendezvous.start_local_ranks(spec.resolved)  # they import torch while rank 0 checks the data
@@ -80,6 +84,8 @@ def _train_and_record(
     published = False
     try:
         job.open(start)
+        used = {distributed.THREADS_TAG: str(torch.get_num_threads())}  # a tag: a resumed attempt may differ
+        tracking.log_params_and_tags(job.client, job.run_id, {}, used)
         if rendezvous is not None:
             digest = distributed.config_digest(spec.resolved)
             rendezvous.publish(distributed.plan_for(start.resume_from, job.checkpoint_dir, digest))

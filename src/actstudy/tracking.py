@@ -148,14 +148,25 @@ def _tune_sqlite_connections() -> None:
             cursor.close()
 
 
+_opened: dict[str, MlflowClient] = {}  # uri -> client whose store this process has created or checked
+
+
 def open_client(uri: str) -> MlflowClient:
-    """Return a client for `uri`, creating the store on first use (SQLite: tuned, see above)."""
+    """Return a client for `uri`, creating the store on first use (SQLite: tuned, see above).
+
+    The store is created and migrated once per process and URI: the jobs of a local sweep share one
+    process and reuse the client instead of taking the lock and querying the store again.
+    """
     if sqlite_path(uri) is not None:
         _tune_sqlite_connections()
-    with _store_lock(uri):
-        client = MlflowClient(tracking_uri=uri)
-        client.search_experiments(max_results=1)  # creates and migrates a new SQLite store
-    return client
+        if not sqlite_path(uri).exists():
+            _opened.pop(uri, None)  # removed since (a test's fresh store): create it again
+    if uri not in _opened:
+        with _store_lock(uri):
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)  # creates and migrates a new SQLite store
+        _opened[uri] = client
+    return _opened[uri]
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
@@ -246,14 +257,12 @@ def last_logged_steps(client: MlflowClient, run_id: str) -> dict[str, int]:
 
     Per key, because a process can die between two metrics of the same step (train loss written, the
     monitor's statistics of that step not yet): a resumed run re-logs exactly what is missing.
+    One store call: the run's data holds each key's latest value with its step (MLflow keeps the point
+    of the highest step as a key's latest); `RunData.metrics` drops the step, its public `to_proto()`
+    keeps it.
     """
-    run = client.get_run(run_id)
-    last = {}
-    for key in run.data.metrics:
-        history = client.get_metric_history(run_id, key)
-        if history:
-            last[key] = max(m.step for m in history)
-    return last
+    run = retry(lambda: client.get_run(run_id))
+    return {m.key: m.step for m in run.data.to_proto().metrics}
 
 
 def end_run(

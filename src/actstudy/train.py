@@ -59,6 +59,16 @@ def job_spec(cfg: DictConfig) -> JobSpec:
     )
 
 
+def concurrent_jobs(hc: DictConfig) -> int:
+    """Return how many jobs of this sweep run at once on this machine: joblib's `n_jobs`, else 1."""
+    launcher = hc.launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    n_jobs = int(launcher.get("n_jobs") or 1)
+    cpus = distributed.cpus_available()
+    return min(cpus, n_jobs if n_jobs > 0 else max(1, cpus + 1 + n_jobs))  # joblib: -1 is every core
+
+
 def _record_failure(output_dir: Path, message: str) -> None:
     """Note a job that failed before its run existed, for the end-of-sweep summary.
 
@@ -91,7 +101,7 @@ def main(cfg: DictConfig) -> float:
         distributed.check_devices(spec.cfg, world)
         from actstudy.runner import run_job  # torch, Lightning and MLflow load only for valid input
 
-        return run_job(spec, world)
+        return run_job(spec, world, concurrent_jobs(hc) if multirun else 1)
     except USER_ERRORS as exc:
         print(f"actstudy: error: {exc}", file=sys.stderr)
         if world is not None:  # SLURM's other tasks of this job wait for rank 0: tell them to stop

@@ -27,7 +27,7 @@ def run_worker(cfg: RunConfig, resolved: dict[str, Any], world: World) -> int:
     from actstudy import training
     from actstudy.data import load_splits
 
-    distributed.share_threads(world)
+    distributed.share_threads(world, cfg.trainer.threads)
     rendezvous = Rendezvous.open(world)
     try:
         plan = rendezvous.wait_for_plan()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import json
 from dataclasses import dataclass
 
 import lightning as L
@@ -89,8 +91,21 @@ def channel_stats(images: Tensor, chunk: int = 8192) -> tuple[tuple[float, ...],
 
 
 def load_splits(data: DataConfig) -> ImageSplits:
-    """Return the configured dataset's splits; raise `DatasetUnavailable` with a fix if it is missing."""
-    return split(read_raw(data), data)
+    """Return the configured dataset's splits; raise `DatasetUnavailable` with a fix if it is missing.
+
+    A generated dataset's splits are kept for the next job of a sweep in this process (splitting and the
+    channel statistics take seconds); the tensors are shared, never changed in place.
+    """
+    if data.train_images is not None:  # files: read each time (they may have been fixed in between)
+        return split(read_raw(data), data)
+    key = json.dumps(dataclasses.asdict(data), sort_keys=True, default=str)
+    if key not in _generated:
+        _generated.clear()
+        _generated[key] = split(read_raw(data), data)
+    return _generated[key]
+
+
+_generated: dict[str, ImageSplits] = {}  # the latest generated dataset's splits, by its config
 
 
 class TensorDataModule(L.LightningDataModule):

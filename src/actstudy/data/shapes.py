@@ -7,14 +7,18 @@ generated from a seed, so the same seed gives the same bytes on any machine.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from actstudy.config import DataConfig
+from actstudy.data.generated_cache import cached
 from actstudy.data.raw import RawSplits
 
+_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]  # a changed generator: new data
 CLASSES = ("disk", "square", "triangle", "ring", "plus", "diamond", "frame", "ellipse", "half-disk", "x")
 SIZE = 32
 
@@ -66,10 +70,13 @@ def generate_shapes(n: int, seed: int) -> tuple[Tensor, Tensor]:
 
 
 def read_shapes(train_size: int, test_size: int, seed: int) -> RawSplits:
-    """Return a `shapes` dataset: `train_size` training and `test_size` test images from `seed`."""
-    train_x, train_y = generate_shapes(train_size, seed)
-    test_x, test_y = generate_shapes(test_size, seed + 1)
-    return RawSplits(train_x, train_y, test_x, test_y)
+    """Return a `shapes` dataset: `train_size` training and `test_size` test images from `seed`.
+
+    Generated once per parameters and this file's code (`actstudy.data.generated_cache`).
+    """
+    params = {"name": "shapes", "train": train_size, "test": test_size, "seed": seed, "code": _CODE}
+    make = lambda: (*generate_shapes(train_size, seed), *generate_shapes(test_size, seed + 1))  # noqa: E731
+    return RawSplits(*cached(params, make))
 
 
 def read(data: DataConfig) -> RawSplits:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
@@ -36,6 +35,8 @@ def function_and_derivative(name: str, lo: float = -6.0, hi: float = 6.0, n: int
 
     The derivative comes from autograd on the ``torch.nn`` module; raises KeyError for an unknown name.
     """
+    import torch  # here: the report's other figures need no torch
+
     module = instantiate(_module_configs()[name])
     x = torch.linspace(lo, hi, n, dtype=torch.float64, requires_grad=True)
     y = module(x)

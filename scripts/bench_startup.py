@@ -1,0 +1,139 @@
+"""Benchmark: a job's fixed costs (start-up, gaps between a sweep's jobs, the report), not a test.
+
+For each source tree given (`--src`, default this checkout's `src/`; give two to compare a base commit
+with this one, side by side in one run), with that tree first on PYTHONPATH, the median of `--repeats`:
+  - floor: `python -c "import torch"`;
+  - single run: `python -m actstudy.train data=shapes depth=2` (one epoch of a few batches, its own fresh
+    SQLite store and a fresh data cache): seconds to its first training step (the timestamp of the
+    monitor's step-0 point in the store, which is written right after the first backward) and to exit;
+  - sweep: the same command with `-m activation=sigmoid,tanh,relu` (3 jobs, one process): the gap between
+    one job's end (its run's end time) and the next job's first training step, and the overhead share,
+    (sweep wall time - sum of the jobs' fit times) / sweep wall time, where a job's fit time runs from its
+    first training step to its last metric point (validation and test included);
+  - report: `python -m actstudy.report` on a 9-job sweep (sigmoid, tanh, relu x depth 2, 4, 8; made once
+    per tree, tiny sizes).
+The load average is printed: the machine may be shared, which is why medians are taken.
+
+    python scripts/bench_startup.py [--src /path/to/base/src --src src] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+JOB = [
+    "data=shapes", "depth=2", "trainer.max_epochs=1", "trainer.limit_train_batches=20",
+    "trainer.limit_val_batches=5", "trainer.limit_test_batches=5", "trainer.progress=none",
+]  # fmt: skip
+REPORT_SWEEP = [
+    "activation=sigmoid,tanh,relu", "depth=2,4,8", "data=shapes", "data.train_size=64", "data.val_size=32",
+    "data.test_size=32", "trainer.max_epochs=1", "trainer.progress=none",
+]  # fmt: skip
+STEP0 = "grad/first_to_last"  # one of the monitor's points, logged at step 0
+
+
+def run(src: Path, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run `python args` with `src` first on PYTHONPATH; return (start time, wall seconds); raise on error."""
+    full_env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", **(env or {})}
+    start = time.time()
+    done = subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return start, time.time() - start
+
+
+def job_times(db: Path) -> list[tuple[float, float, float]]:
+    """Return (first training step, last metric point, run end) in seconds of each job run, in order."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    rows = con.execute(
+        "SELECT r.run_uuid, r.start_time, r.end_time, "
+        f"(SELECT MIN(timestamp) FROM metrics m WHERE m.run_uuid = r.run_uuid AND key = '{STEP0}'), "
+        "(SELECT MAX(timestamp) FROM metrics m WHERE m.run_uuid = r.run_uuid) "
+        "FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'actstudy.kind' AND t.value = 'job' "
+        "ORDER BY r.start_time"
+    ).fetchall()
+    con.close()
+    return [(first / 1000, last / 1000, end / 1000) for _, _, end, first, last in rows]
+
+
+def measure(src: Path, repeats: int, work: Path) -> dict[str, float]:
+    """Return the medians of every measurement for one source tree."""
+    samples: dict[str, list[float]] = {}
+
+    def add(name: str, value: float) -> None:
+        samples.setdefault(name, []).append(value)
+
+    for i in range(repeats):
+        add("import torch (floor) [s]", run(src, ["-c", "import torch"], work)[1])
+        folder = work / f"{src.parent.name}-{i}"
+        cache = {"XDG_CACHE_HOME": str(folder / "cache")}  # a new user's first run: nothing cached
+        uri = f"tracking.uri=sqlite:///{folder / 'single' / 'mlflow.db'}"
+        start, wall = run(
+            src, ["-m", "actstudy.train", *JOB, uri, f"hydra.run.dir={folder / 'single'}"], work, cache
+        )
+        ((first, _, _),) = job_times(folder / "single" / "mlflow.db")
+        add("single run: to first step [s]", first - start)
+        add("single run: to exit [s]", wall)
+        uri = f"tracking.uri=sqlite:///{folder / 'sweep' / 'mlflow.db'}"
+        sweep = ["-m", "actstudy.train", "-m", "activation=sigmoid,tanh,relu", *JOB, uri]
+        _, wall = run(src, [*sweep, f"hydra.sweep.dir={folder / 'sweep'}"], work, cache)
+        jobs = job_times(folder / "sweep" / "mlflow.db")
+        gaps = [nxt[0] - prev[2] for prev, nxt in zip(jobs, jobs[1:], strict=False)]
+        add("sweep of 3: gap between jobs [s]", statistics.median(gaps))
+        add(
+            "sweep of 3: overhead share [%]",
+            100 * (wall - sum(last - first for first, last, _ in jobs)) / wall,
+        )
+    report_dir = work / f"{src.parent.name}-report"
+    uri = f"sqlite:///{report_dir / 'mlflow.db'}"
+    sweep = [
+        "-m",
+        "actstudy.train",
+        "-m",
+        *REPORT_SWEEP,
+        f"tracking.uri={uri}",
+        f"hydra.sweep.dir={report_dir}",
+    ]
+    run(src, sweep, work)
+    for i in range(repeats):
+        out = f"--out={report_dir / f'report-{i}'}"
+        add("report, 9 runs [s]", run(src, ["-m", "actstudy.report", f"--tracking-uri={uri}", out], work)[1])
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--src", type=Path, action="append", help="a source tree (repeat to compare)")
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    trees = [s.resolve() for s in (args.src or [ROOT / "src"])]
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        results = []
+        for src in trees:
+            results.append(measure(src, args.repeats, Path(tmp)))
+            print(f"{src}: {results[-1]} (load average {os.getloadavg()})", flush=True)
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}; medians of {args.repeats}")
+    header = f"{'':36}" + "".join(f"{str(src.parent)[-22:]:>24}" for src in trees)
+    print(header + (f"{'ratio':>10}" if len(trees) == 2 else ""))
+    for name in results[0]:
+        row = f"{name:36}" + "".join(f"{r[name]:24.2f}" for r in results)
+        if len(trees) == 2 and results[0][name]:
+            row += f"{results[1][name] / results[0][name]:10.2f}"
+        print(row)
+    floor = [r["import torch (floor) [s]"] for r in results]
+    first = [r["single run: to first step [s]"] for r in results]
+    print("first step / floor: " + "  ".join(f"{f / t:.2f}" for f, t in zip(first, floor, strict=True)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Fixed costs of a job: the thread count it picks, the generated-data cache, one store call to resume."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from actstudy import distributed, tracking
+from actstudy.config import ConfigError
+from actstudy.data import generated_cache, shapes
+from actstudy.distributed import World
+from tests.monitor_helpers import config
+
+AFFINITY_8 = set(range(8))
+
+
+@pytest.mark.parametrize(
+    ("setting", "env", "world", "concurrent", "expected"),
+    [
+        ("auto", {}, World(), 1, 8),  # the affinity (8 of the machine's cores)
+        ("auto", {"SLURM_CPUS_PER_TASK": "3"}, World(), 1, 3),  # SLURM's allotment, not the affinity
+        ("auto", {}, World(0, 2, 0, 2, "rank0"), 1, 4),  # 2 processes this job starts share 8 cores
+        ("auto", {"SLURM_CPUS_PER_TASK": "3"}, World(1, 2, 1, 2, "slurm"), 1, 3),  # per task already
+        ("auto", {}, World(), 3, 2),  # 3 jobs of a joblib sweep at once: 8 // 3
+        ("auto", {"SLURM_CPUS_PER_TASK": "1"}, World(), 4, 1),  # never 0
+        ("auto", {"OMP_NUM_THREADS": "2", "SLURM_CPUS_PER_TASK": "6"}, World(), 1, 2),  # the user's
+        ("5", {"SLURM_CPUS_PER_TASK": "3"}, World(), 2, 5),  # explicit: as given
+    ],
+)
+def test_threads_follow_the_allocation(monkeypatch, setting, env, world, concurrent, expected):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: AFFINITY_8)
+    assert distributed.threads_for(setting, world, concurrent, env) == expected
+
+
+def test_share_threads_sets_torch_and_the_previous_count_comes_back(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: AFFINITY_8)
+    before = torch.get_num_threads()
+    previous = distributed.share_threads(World(), "3")
+    try:
+        assert previous == before and torch.get_num_threads() == 3
+    finally:
+        distributed.restore_threads(previous)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "1.5", "many"])
+def test_a_bad_thread_count_is_one_line(value):
+    with pytest.raises(ConfigError) as caught:
+        config(f"trainer.threads={value}")
+    assert str(caught.value) == (
+        f"trainer.threads={value}: must be auto or a number of threads >= 1 (e.g. trainer.threads=4)"
+    )
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch) -> Path:
+    """A private, empty disk cache and in-process cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(generated_cache, "_in_process", {})
+    return generated_cache.cache_dir()
+
+
+def _counting_generator(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    original = shapes.generate_shapes
+
+    def generate(n, seed):
+        calls.append(n)
+        return original(n, seed)
+
+    monkeypatch.setattr(shapes, "generate_shapes", generate)
+    return calls
+
+
+def test_shapes_are_generated_once_and_read_back_identical(cache_home, monkeypatch):
+    calls = _counting_generator(monkeypatch)
+    first = shapes.read_shapes(40, 8, seed=3)
+    assert calls == [40, 8] and len(list(cache_home.glob("shapes-*.pt"))) == 1
+    assert shapes.read_shapes(40, 8, seed=3).train_x is first.train_x  # the next job of a sweep: same process
+    monkeypatch.setattr(generated_cache, "_in_process", {})  # another process: from disk
+    again = shapes.read_shapes(40, 8, seed=3)
+    assert calls == [40, 8]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    shapes.read_shapes(40, 8, seed=4)  # other parameters: other data
+    assert calls == [40, 8, 40, 8] and len(list(cache_home.glob("shapes-*.pt"))) == 2
+
+
+def test_a_sweeps_next_job_gets_the_same_splits_without_splitting_again(cache_home, monkeypatch):
+    from actstudy.data import datamodule
+
+    cfg = config("data=shapes", "data.train_size=40", "data.val_size=8", "data.test_size=8").data
+    monkeypatch.setattr(datamodule, "_generated", {})
+    first = datamodule.load_splits(cfg)
+    monkeypatch.setattr(datamodule, "split", None)  # splitting again would fail
+    assert datamodule.load_splits(cfg) is first
+
+
+def test_a_damaged_cache_file_is_generated_again(cache_home, monkeypatch):
+    calls = _counting_generator(monkeypatch)
+    first = shapes.read_shapes(40, 8, seed=3)
+    (path,) = cache_home.glob("shapes-*.pt")
+    state = torch.load(path, weights_only=True)
+    state["tensors"][0][0, 0, 0, 0] ^= 1  # one pixel changed: a loadable file with the wrong content
+    torch.save(state, path)
+    monkeypatch.setattr(generated_cache, "_in_process", {})
+    again = shapes.read_shapes(40, 8, seed=3)
+    assert calls == [40, 8, 40, 8]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    path.write_bytes(path.read_bytes()[:1000])  # truncated by a crash of another writer
+    monkeypatch.setattr(generated_cache, "_in_process", {})
+    assert torch.equal(shapes.read_shapes(40, 8, seed=3).train_x, first.train_x)
+    assert len(calls) == 6
+
+
+def test_a_read_only_cache_folder_still_gives_the_data(cache_home, monkeypatch):
+    cache_home.parent.mkdir(parents=True)
+    cache_home.write_text("not a folder")  # mkdir fails the way a read-only home does (root ignores modes)
+    raw = shapes.read_shapes(40, 8, seed=3)
+    assert raw.train_x.shape == (40, 3, 32, 32)
+
+
+class CountingClient:
+    """A real MLflow client that counts the store calls made through it."""
+
+    def __init__(self, client):
+        self.client, self.calls = client, []
+
+    def __getattr__(self, name):
+        self.calls.append(name)
+        return getattr(self.client, name)
+
+
+def test_the_last_logged_steps_come_from_one_store_call(tmp_path):
+    client = tracking.open_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(tracking.experiment_id(client, "resume")).info.run_id
+    points = [*tracking.metric_points({"a": 1.0, "b": 2.0}, 0), *tracking.metric_points({"a": 3.0}, 7)]
+    points += tracking.metric_points({"c": 0.5}, 3)
+    client.log_batch(run_id, metrics=points)
+    counting = CountingClient(client)
+    assert tracking.last_logged_steps(counting, run_id) == {"a": 7, "b": 0, "c": 3}
+    assert counting.calls == ["get_run"]
