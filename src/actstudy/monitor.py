@@ -50,7 +50,7 @@ from actstudy.config import ActivationConfig
 from actstudy.histogram_file import GRADIENT_DECADES, gradient_edges
 from actstudy.histograms import HistogramHistory
 
-SAMPLE_SIZE = 16384  # values per layer for percentiles, f'(z) and histograms (2^14)
+SAMPLE_SIZE = 4096  # values per layer for percentiles, f'(z) and histograms
 ACTIVATION_BINS = 50
 QUANTILES = (0.02, 0.5, 0.98)
 _GRADIENT_EDGES = gradient_edges()
@@ -89,7 +89,7 @@ class ActivationMeasures:
         y_s, z_s = _take(y, sample), _take(z.detach().float(), sample)
         slope = derivative(module, z_s)
         values.append(slope.mean())
-        values += list(torch.quantile(y_s, torch.tensor(QUANTILES, device=y.device)))
+        values += percentiles(y_s)
         if self.saturation_below is not None:
             values.append((slope < self.saturation_below).float().mean())
         if self.dead_max_output is not None:
@@ -98,6 +98,19 @@ class ActivationMeasures:
         with _histc_allowed(y):
             counts = torch.histc(y_s.clamp(self.low, self.high), ACTIVATION_BINS, self.low, self.high)
         return values, counts
+
+
+def percentiles(v: Tensor) -> list[Tensor]:
+    """Return the QUANTILES of the 1-d `v` as 0-d tensors, as `torch.quantile` (linear interpolation)
+    computes them, by selecting the order statistics needed (`kthvalue`) instead of sorting: cheaper."""
+    n, out = v.numel(), []
+    for q in QUANTILES:
+        position = q * (n - 1)
+        below = math.floor(position)
+        low = v.kthvalue(below + 1).values
+        fraction = position - below
+        out.append(low + fraction * (v.kthvalue(below + 2).values - low) if fraction > 0 else low)
+    return out
 
 
 def gradient_histogram(grad: Tensor, sample: Tensor | None) -> Tensor:
