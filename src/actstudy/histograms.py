@@ -44,11 +44,11 @@ class HistogramHistory:
             steps=np.asarray(self.steps, dtype=np.int64),
             layers=np.asarray([metric_names.layer_suffix(i + 1) for i in range(layers)], dtype=str),
             activation_edges=self.activation_edges,
-            activation_counts=np.asarray(self.activation_counts, dtype=np.float64).reshape(
+            activation_counts=np.asarray(self.activation_counts, dtype=np.float32).reshape(
                 len(self.steps), layers, len(self.activation_edges) - 1
             ),
             gradient_edges=self.gradient_edges,
-            gradient_counts=np.asarray(self.gradient_counts, dtype=np.float64).reshape(
+            gradient_counts=np.asarray(self.gradient_counts, dtype=np.float32).reshape(
                 len(self.steps), layers, len(self.gradient_edges) - 1
             ),
         )

@@ -104,16 +104,6 @@ class RunData:
                 out[layer] = value
         return out
 
-    def recent_mean(self, family: str, monitored_steps: int) -> dict[int, float]:
-        """Return {layer: mean of the last ``monitored_steps`` logged values} of a per-layer family: a
-        steadier end value than the last point when each point comes from one small batch."""
-        out = {}
-        for layer in self.layers(family):
-            points = self.series(mn.layer_key(family, layer))[-monitored_steps:]
-            if points:
-                out[layer] = sum(v for _, v in points) / len(points)
-        return out
-
     def missing(self) -> list[str]:
         """Return human-readable names of metrics the report expects but this run lacks."""
         gaps = [k for k in (mn.VAL_ACC, mn.TEST_ACC, mn.GRAD_FIRST_TO_LAST) if not self.series(k)]

@@ -28,6 +28,7 @@ from actstudy.metric_names import (
 )
 from actstudy.report.collect import RunData, SweepData
 from actstudy.report.render import Code, FigureFile, Text
+from actstudy.report.stats import END_POINTS, end_value
 from actstudy.report.style import LINESTYLES, MARKERS, activation_color, activation_order, activation_rank
 from actstudy.report.tables import setting_columns
 
@@ -394,21 +395,23 @@ def val_acc(runs: list[RunData], path: Path) -> FigureFile | None:
     )
 
 
-RECENT_MONITORED_STEPS = 5  # end values of saturated / dead: the mean of this many last monitored steps
-
-
 def saturation_dead(runs: list[RunData], path: Path) -> FigureFile | None:
     """Write the fraction of saturated and of dead units per layer at the end of training, each the mean
-    over the last RECENT_MONITORED_STEPS monitored steps (one small batch each is noisy).
+    over the last END_POINTS monitored steps (one small batch each is noisy).
 
     Returns None when no run has ``act/saturated`` or ``act/dead`` metrics.
     """
-    k = RECENT_MONITORED_STEPS
+    k = END_POINTS
+
+    def at_end(run: RunData, family: str) -> dict[int, float]:
+        values = {n: end_value(run, layer_key(family, n)) for n in run.layers(family)}
+        return {n: v for n, v in values.items() if v is not None}
+
     return _panel_grid(
         [r for r in runs if r.layers(ACT_SATURATED) or r.layers(ACT_DEAD)],
         [
-            ("saturated units (fraction)", lambda r: r.recent_mean(ACT_SATURATED, k)),
-            ("dead units (fraction)", lambda r: r.recent_mean(ACT_DEAD, k)),
+            ("saturated units (fraction)", lambda r: at_end(r, ACT_SATURATED)),
+            ("dead units (fraction)", lambda r: at_end(r, ACT_DEAD)),
         ],
         path,
         "Saturated and dead units",
