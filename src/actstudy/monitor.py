@@ -18,8 +18,8 @@ and `hidden_biases() -> [bias or None, ...]`, ordered from the input. On a monit
 
 A layer's sample is all of its output when that has at most SAMPLE_SIZE values, else SAMPLE_SIZE fixed
 positions drawn once per output shape with a private generator (training's random stream is untouched):
-exact on small layers, and sorting (percentiles) and binning a million CNN values on a CPU would cost
-more than the rest of the step (measured in docs/benchmarks.md). f'(z) comes from autograd on the
+exact on small layers, while binning the million values of a CNN's first layer alone costs about as
+much as a whole training step on a CPU (docs/benchmarks.md). f'(z) comes from autograd on the
 activation module itself (`actstudy.activation_facts`), so every activation file works without a formula.
 
 Everything stays on the training device until the end of a monitored step, where one `.tolist()` moves
