@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from torch import Tensor
 
 from actstudy.config import RunConfig, parse_config
+from actstudy.histogram_file import FILE_NAME, Histograms, read_histograms
 from actstudy.models import build_model
 from actstudy.module import ClassifierModule
 from actstudy.paths import CONF_DIR
@@ -21,11 +22,13 @@ from actstudy.training import build_trainer
 
 
 class MemoryLogger(Logger):
-    """A Lightning logger that keeps every logged point in memory: {step: {key: value}}."""
+    """A Lightning logger that keeps every logged point in memory: {step: {key: value}}, and (set by
+    `train_steps`) the histogram artifact the run wrote."""
 
     def __init__(self) -> None:
         super().__init__()
         self.points: dict[int, dict[str, float]] = {}
+        self.histograms: Histograms | None = None
 
     name = "memory"
     version = "0"
@@ -84,4 +87,6 @@ def train_steps(
     with tempfile.TemporaryDirectory() as checkpoints:
         trainer, _ = build_trainer(cfg, Path(checkpoints), logger)
         trainer.fit(module, train_dataloaders=FixedBatches(batches))
+        artifact = Path(checkpoints) / FILE_NAME
+        logger.histograms = read_histograms(artifact) if artifact.exists() else None
     return logger, module

@@ -293,7 +293,7 @@ def test_a_read_only_working_folder_is_one_line_before_anything(tmp_path: Path):
     [
         ["optimizer=adam", "optimizer.betas=[0.9,0.99]"],
         ["activation=leaky_relu", "activation.module.negative_slope=0.2"],
-        ["activation=elu", "activation.saturated.low=-0.9"],
+        ["activation=elu", "activation.saturated.derivative_below=0.2"],
         ["+trainer.extra=1"],
         ["~monitor"],
         ["-m", "depth=range(1,3)", "activation=relu,tanh"],

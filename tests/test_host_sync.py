@@ -16,6 +16,7 @@ import torch
 
 from actstudy import training
 from actstudy.data import load_splits
+from actstudy.histogram_file import FILE_NAME, read_histograms
 from tests.monitor_helpers import config
 
 READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy")
@@ -63,6 +64,10 @@ def test_host_reads_happen_only_on_logging_and_monitored_steps(monkeypatch, tmp_
         {s: (s % LOG_EVERY == 0) + (s % MONITOR_EVERY == 0) for s in range(STEPS) if s % LOG_EVERY == 0}
     )
     assert dict(counter.reads) == dict(designed)
+    # the same transfer carried the histograms (activations and gradients) of every monitored step
+    histograms = read_histograms(tmp_path / "checkpoints" / FILE_NAME)
+    assert histograms.steps.tolist() == list(range(0, STEPS, MONITOR_EVERY))
+    assert histograms.gradient_counts.sum(axis=2).min() > 0
     print(
         f"\nhost reads over {STEPS} steps: {sum(counter.reads.values())} (designed {sum(designed.values())})"
     )

@@ -5,13 +5,24 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 
 from actstudy.data.shapes import read_shapes
-from actstudy.metric_names import ACT_DEAD, GRAD_FIRST_TO_LAST, GRAD_WEIGHT_RMS, layer_key, parse_layer_key
-from actstudy.monitor import activation_stats
+from actstudy.histogram_file import FILE_NAME, Histograms, read_histograms
+from actstudy.metric_names import (
+    ACT_DEAD,
+    ACT_DERIV_MEAN,
+    ACT_SATURATED,
+    GRAD_FIRST_TO_LAST,
+    GRAD_WEIGHT_RMS,
+    layer_key,
+    parse_layer_key,
+)
+from actstudy.models import build_model
+from actstudy.monitor import SAMPLE_SIZE, activation_stats
 from tests.monitor_helpers import config, train_steps
 
 
@@ -48,9 +59,14 @@ def test_logged_values_equal_a_direct_computation(shapes_batch):
 
     model = build_model(cfg, tuple(x.shape[1:]), 10)
     reference = copy.deepcopy(model)
-    acts = []
+    acts, pre, outputs = [], [], []
+
+    def keep(module, inputs, output):
+        output.retain_grad()
+        acts.append(output.detach()), pre.append(inputs[0].detach()), outputs.append(output)
+
     for block in reference.blocks:
-        block.act.register_forward_hook(lambda m, i, o: acts.append(o.detach()))
+        block.act.register_forward_hook(keep)
     F.cross_entropy(reference(x), y).backward()
 
     logger, module = train_steps(cfg, [(x, y)], model=model)
@@ -65,28 +81,113 @@ def test_logged_values_equal_a_direct_computation(shapes_batch):
         assert logged[f"grad/bias_l2/{key}"] == pytest.approx(block.layer.bias.grad.norm().item(), rel=1e-5)
         ratio = (trained.layer.weight.detach() - w.detach()).norm() / w.detach().norm()
         assert logged[f"grad/update_ratio/{key}"] == pytest.approx(ratio.item(), rel=1e-4)
-        a = acts[i]
+        a, z = acts[i], pre[i]
         assert logged[f"act/mean/{key}"] == pytest.approx(a.mean().item(), rel=1e-5)
         assert logged[f"act/std/{key}"] == pytest.approx(a.std().item(), rel=1e-5)
-        saturated = ((a < 0.01) | (a > 0.99)).float().mean().item()
+        slope = torch.sigmoid(z) * (1 - torch.sigmoid(z))  # sigmoid'(z), by hand
+        assert logged[f"act/deriv_mean/{key}"] == pytest.approx(slope.mean().item(), rel=1e-5)
+        saturated = (slope < 0.1 * 0.25).float().mean().item()  # conf/activation/sigmoid.yaml: 0.1 of max
         assert logged[f"act/saturated/{key}"] == pytest.approx(saturated, abs=1e-7)
+        for q in (2, 50, 98):
+            expected = np.percentile(a.numpy(), q)
+            assert logged[f"act/p{q:02d}/{key}"] == pytest.approx(expected, rel=1e-5)
+        h = logger.histograms
+        a_edges, g_edges = h.activation_edges, h.gradient_edges
+        assert (a_edges[0], a_edges[-1], len(a_edges)) == (0.0, 1.0, 51)  # sigmoid's range, 50 bins
+        expected_a = np.histogram(a.numpy(), a_edges)[0]
+        expected_g = np.histogram(outputs[i].grad.clamp(-1, 1).numpy(), g_edges)[0]
+        assert h.activation_counts[0, i].tolist() == expected_a.tolist()
+        assert h.gradient_counts[0, i].tolist() == expected_g.tolist()
+        assert h.activation_counts[0, i].sum() == h.gradient_counts[0, i].sum() == a.numel()  # 16 x 5
     rms = [logged[f"grad/weight_rms/l{i:02d}"] for i in (1, 2)]
     assert logged["grad/first_to_last"] == pytest.approx(rms[0] / rms[1], rel=1e-5)
     assert not any(k.startswith("act/dead") for k in logged)  # sigmoid defines no dead units
+    assert h.steps.tolist() == [0] and h.layers.tolist() == ["l01", "l02"]
 
 
 def test_dead_and_saturated_fractions_match_a_direct_count():
     relu = config("activation=relu").activation
-    y = torch.tensor([[0.0, 1.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]])  # unit 0 dead, units 1 and 2 alive
-    mean, std, saturated, dead = activation_stats(y, relu)
-    assert dead.item() == pytest.approx(1 / 3)
-    assert math.isnan(saturated.item())
+    z = torch.tensor([[-1.0, 1.0, 0.0], [-2.0, 2.0, -1.0], [-3.0, -1.0, 3.0]])  # unit 0 dead, 1 and 2 alive
+    stats = activation_stats(torch.nn.ReLU(), z, relu)
+    assert stats[ACT_DEAD].item() == pytest.approx(1 / 3)
+    assert ACT_SATURATED not in stats  # ReLU names no saturated region
+    assert stats[ACT_DERIV_MEAN].item() == pytest.approx(3 / 9)  # ReLU'(z) = 1 where z > 0, else 0
     conv = torch.zeros(4, 5, 3, 3)
     conv[2, 1, 2, 2] = 0.5  # channel 1 fires once: alive; channels 0, 2, 3, 4 dead
-    assert activation_stats(conv, relu)[3].item() == pytest.approx(4 / 5)
-    tanh = config("activation=tanh").activation
-    t = torch.tensor([[-0.999, 0.0], [0.995, 0.5]])
-    assert activation_stats(t, tanh)[2].item() == pytest.approx(0.5)
+    assert activation_stats(torch.nn.ReLU(), conv, relu)[ACT_DEAD].item() == pytest.approx(4 / 5)
+    tanh = config("activation=tanh").activation  # saturated: tanh'(z) < 0.1, i.e. |z| > atanh(sqrt(0.9))
+    z = torch.tensor([[-1.9, 0.0], [1.85, 1.75]])
+    assert activation_stats(torch.nn.Tanh(), z, tanh)[ACT_SATURATED].item() == pytest.approx(0.5)
+
+
+def test_the_derivative_of_a_sigmoid_layer_at_zero_is_a_quarter(shapes_batch):
+    cfg = config("model=mlp", "activation=sigmoid", "depth=2", "model.width=6", "data=shapes")
+    model = build_model(cfg, (3, 32, 32), 10)
+    with torch.no_grad():  # every pre-activation of layer 2 is 0
+        model.blocks[1].layer.weight.zero_()
+        model.blocks[1].layer.bias.zero_()
+    step0 = train_steps(cfg, [(shapes_batch[0][:8], shapes_batch[1][:8])], model=model)[0].points[0]
+    assert step0["act/deriv_mean/l02"] == pytest.approx(0.25, abs=1e-7)
+    assert step0["act/p02/l02"] == step0["act/p98/l02"] == pytest.approx(0.5)
+    assert step0["act/saturated/l02"] == 0.0
+    assert step0["act/deriv_mean/l01"] < 0.25
+
+
+def test_a_sigmoid_top_layer_driven_towards_zero_reads_saturated(shapes_batch):
+    """Glorot & Bengio's top layer near 0: the derivative-based measure sees what output bands could not."""
+    cfg = config("model=mlp", "activation=sigmoid", "depth=3", "model.width=16", "data=shapes")
+    model = build_model(cfg, (3, 32, 32), 10)
+    with torch.no_grad():
+        model.blocks[2].layer.bias.fill_(-6.0)  # outputs about 0.0025, sigmoid' about 0.0025 < 0.025
+    step0 = train_steps(cfg, [(shapes_batch[0][:32], shapes_batch[1][:32])], model=model)[0].points[0]
+    assert step0["act/p98/l03"] < 0.02
+    assert step0["act/saturated/l03"] > 0.95
+    assert step0["act/deriv_mean/l03"] < 0.01
+    assert step0["act/saturated/l01"] < 0.2
+
+
+def test_large_layers_are_measured_on_a_fixed_sample_whose_histograms_sum_to_its_size(shapes_batch):
+    x, y = shapes_batch[0][:16], shapes_batch[1][:16]
+    cfg = config("model=cnn", "activation=tanh", "depth=1", "model.width=32", "data=shapes")
+    torch.manual_seed(0)
+    model = build_model(cfg, (3, 32, 32), 10)
+    outputs = []
+    model.blocks[0].act.register_forward_hook(lambda m, i, o: outputs.append(o.detach().clone()))
+    logger, _ = train_steps(cfg, [(x, y), (x, y)], model=model)
+    full = outputs[0]  # 16 x 32 x 32 x 32 values: far more than the sample
+    assert full.numel() > 30 * SAMPLE_SIZE
+    h, step0 = logger.histograms, logger.points[0]
+    assert h.activation_counts.sum(axis=2).tolist() == [[SAMPLE_SIZE]] * 2
+    assert h.gradient_counts.sum(axis=2).tolist() == [[SAMPLE_SIZE]] * 2
+    for q in (2, 50, 98):  # the sample's percentiles are close to the whole output's
+        expected = torch.quantile(full.flatten(), q / 100).item()
+        assert step0[f"act/p{q:02d}/l01"] == pytest.approx(expected, abs=0.02)
+    assert step0["act/deriv_mean/l01"] == pytest.approx((1 - full**2).mean().item(), abs=0.01)
+    assert step0["act/mean/l01"] == pytest.approx(full.mean().item(), rel=1e-5)  # mean, std, dead: all of it
+
+
+def test_a_resumed_run_writes_the_histograms_of_the_uninterrupted_one(tmp_path):
+    from actstudy import training
+    from actstudy.data import load_splits
+
+    def train(epochs: int, folder: str, resume: bool = False) -> Histograms:
+        cfg = config(
+            "model=mlp", "activation=tanh", "depth=2", "model.width=4", "data=shapes", "data.train_size=48",
+            "data.val_size=8", "data.test_size=8", "data.batch_size=8", f"trainer.max_epochs={epochs}",
+            "trainer.accelerator=cpu", "trainer.progress=none", "monitor.every_n_steps=4",
+        )  # fmt: skip
+        checkpoints = tmp_path / folder
+        resume_from = checkpoints / training.LAST_CHECKPOINT if resume else None
+        assert training.train(cfg, load_splits(cfg.data), checkpoints, resume_from).outcome == "completed"
+        return read_histograms(checkpoints / FILE_NAME)
+
+    whole = train(2, "whole")
+    first = train(1, "parts")
+    resumed = train(2, "parts", resume=True)
+    assert first.steps.tolist() == [0, 4]
+    assert whole.steps.tolist() == resumed.steps.tolist() == [0, 4, 8]
+    for name in ("activation_counts", "gradient_counts", "activation_edges", "gradient_edges", "layers"):
+        assert np.array_equal(getattr(whole, name), getattr(resumed, name)), name
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -145,7 +246,8 @@ def test_logs_only_on_monitored_steps_and_step_zero(shapes_batch):
     logger, _ = train_steps(cfg, batches, every_n_steps=2)
     assert sorted(logger.points) == [0, 2, 4]
     expected = {f"{m}/l{i:02d}" for m in ("grad/weight_l2", "grad/weight_rms", "grad/bias_l2",
-                "grad/update_ratio", "act/mean", "act/std", "act/saturated") for i in (1, 2)}  # fmt: skip
+                "grad/update_ratio", "act/mean", "act/std", "act/saturated", "act/deriv_mean", "act/p02",
+                "act/p50", "act/p98") for i in (1, 2)}  # fmt: skip
     assert set(logger.points[2]) == expected | {"grad/first_to_last"}
 
 

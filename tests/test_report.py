@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from actstudy.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms, gradient_edges
 from actstudy.report import ReportError, write_report
 from actstudy.report.__main__ import main
 from actstudy.report.collect import collect_sweep, find_parent_run_id
@@ -29,6 +31,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = (
     "grad_by_layer.png",
     "grad_over_steps.png",
+    "gradient_histograms.png",
+    "activation_percentiles.png",
+    "derivative_over_steps.png",
     "val_acc.png",
     "saturation_dead.png",
     "activations.png",
@@ -85,6 +90,9 @@ def _metrics(spec: Spec, ts: int) -> list[Metric]:
                     Metric(f"grad/weight_l2/{tag}", value * 30, ts, step),
                     Metric(f"grad/bias_l2/{tag}", value * 3, ts, step),
                     Metric(f"act/mean/{tag}", 0.5, ts, step),
+                    Metric(f"act/p02/{tag}", 0.5 - 0.4 * (1 - progress), ts, step),
+                    Metric(f"act/p98/{tag}", 0.5 + 0.4 * (1 - progress), ts, step),
+                    Metric(f"act/deriv_mean/{tag}", 0.25 - 0.1 * progress, ts, step),
                     Metric(f"act/std/{tag}", 0.2, ts, step),
                     Metric(
                         f"act/saturated/{tag}",
@@ -192,11 +200,25 @@ def _build_store(tmp: Path) -> Store:
         )
         for k in range(0, len(metrics), 900):
             client.log_batch(run_id, metrics=metrics[k : k + 900])
+        if spec.seed == 0:  # a histogram artifact as the monitor writes it: two steps, a bell per layer
+            _histograms(spec.depth).write(tmp / "histograms" / name / FILE_NAME)
+            client.log_artifact(run_id, str(tmp / "histograms" / name / FILE_NAME), ARTIFACT_DIR)
         status = "FAILED" if spec.outcome == "failed" else "FINISHED"
         client.set_terminated(run_id, status, end_time=start + 42_000 + i * 1000)
         children[name] = run_id
     client.set_terminated(parent, "FINISHED", end_time=t0 + 600_000)
     return Store(client, uri, "actstudy-test", parent, children, sweep_dir)
+
+
+def _histograms(depth: int) -> Histograms:
+    edges = gradient_edges()
+    centre = np.arange(len(edges) - 1) - (len(edges) - 2) / 2
+    bell = [[np.exp(-((centre / (4 + n)) ** 2)) * 100 for n in range(depth)] for _ in (0, 1)]
+    activation = np.ones((2, depth, 50))
+    return Histograms(
+        np.array([0, 60]), np.array([f"l{n + 1:02d}" for n in range(depth)]), np.linspace(0, 1, 51),
+        activation, edges, np.array(bell),
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from actstudy.histogram_file import ARTIFACT_DIR, FILE_NAME, read_histograms
 from tests.conftest import TINY, Sweep, run_cli
 
 EXPECTED_NAMES = {f"{a}-d{d}-s0" for a in ("sigmoid", "relu") for d in (1, 2)}
@@ -55,6 +56,9 @@ def test_children_carry_params_tags_metrics_and_config(tiny_sweep: Sweep):
         assert history[0].step == 0  # the initialised network is always recorded
         local = tiny_sweep.client.download_artifacts(run.info.run_id, "config/config.yaml")
         assert yaml.safe_load(Path(local).read_text())["depth"] == int(depth[1:])
+        local = tiny_sweep.client.download_artifacts(run.info.run_id, f"{ARTIFACT_DIR}/{FILE_NAME}")
+        histograms = read_histograms(Path(local))  # the monitor's histograms, in the run
+        assert histograms.steps[0] == 0 and len(histograms.layers) == int(depth[1:])
 
 
 def test_sweep_report_is_attached_to_the_parent(tiny_sweep: Sweep):

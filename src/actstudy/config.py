@@ -127,12 +127,25 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class SaturationConfig:
-    low: float
-    high: float
+    """A unit is saturated where the activation's derivative at its pre-activation is below
+    `derivative_below` x the derivative's maximum (found numerically: sigmoid 1/4, tanh 1): it passes
+    back less than that fraction of the gradient it could."""
+
+    derivative_below: float
+
+    def check(self) -> None:
+        if not 0 < self.derivative_below < 1:
+            raise ConfigError(
+                f"activation.saturated.derivative_below={self.derivative_below}: must be a fraction of the "
+                "derivative's maximum in (0, 1) (e.g. 0.1)"
+            )
 
 
 @dataclass(frozen=True)
 class DeadConfig:
+    """A unit (MLP neuron, CNN channel) is dead when its output is <= `max_output` for every example and
+    position of the monitored batch."""
+
     max_output: float = 0.0
 
 
@@ -143,8 +156,8 @@ class ActivationConfig:
     name: str
     module: dict[str, Any]  # {_target_: torch.nn.X, its arguments}
     init: str  # the scheme `model.init=auto` uses: xavier (saturating) or kaiming (ReLU family)
-    saturated: SaturationConfig | None = None  # output < low or > high counts as saturated
-    dead: DeadConfig | None = None  # a unit whose output is <= max_output on the whole batch is dead
+    saturated: SaturationConfig | None = None  # null: no saturated region (act/saturated not logged)
+    dead: DeadConfig | None = None  # null: units cannot die (act/dead not logged)
 
     def check(self) -> None:
         from actstudy.models.init import ACTIVATION_SCHEMES

@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers.logger import Logger
@@ -100,6 +101,11 @@ class MlflowRunLogger(Logger):
         if self._error is not None:
             error, self._error = self._error, None
             raise RuntimeError(f"writing metrics to MLflow failed: {error}") from error
+
+    @rank_zero_only
+    def log_artifact(self, local_path: Path, artifact_dir: str) -> None:
+        """Copy a file into the run's artifacts under `artifact_dir` (replacing an earlier copy)."""
+        retry(lambda: self.client.log_artifact(self.run_id, str(local_path), artifact_dir))
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

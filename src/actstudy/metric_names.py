@@ -36,6 +36,10 @@ ACT_MEAN = "act/mean"
 ACT_STD = "act/std"
 ACT_SATURATED = "act/saturated"
 ACT_DEAD = "act/dead"
+ACT_DERIV_MEAN = "act/deriv_mean"  # mean of f'(z) at the layer's pre-activations z (sigmoid: <= 0.25)
+ACT_P02 = "act/p02"  # percentiles of the layer's outputs (Glorot & Bengio 2010, Fig. 2)
+ACT_P50 = "act/p50"
+ACT_P98 = "act/p98"
 
 GRAD_FIRST_TO_LAST = "grad/first_to_last"  # GRAD_WEIGHT_RMS of layer 1 / that of the last hidden layer
 

@@ -8,8 +8,19 @@ and `hidden_biases() -> [bias or None, ...]`, ordered from the input. On a monit
   batch norm's shift when the layer has none);
 - `grad/update_ratio/lNN`: ||w_after - w_before|| / ||w_before|| of that optimiser step;
 - `grad/first_to_last`: weight_rms of layer 1 / weight_rms of the last hidden layer;
-- `act/mean`, `act/std`, `act/saturated`, `act/dead` of each activation's output (forward hooks that
-  exist only during monitored steps).
+- with `activations` (forward hooks that exist only during monitored steps), for each activation's
+  output y = f(z): `act/mean`, `act/std`, `act/dead` (ReLU family) over the whole output;
+  `act/p02`, `act/p50`, `act/p98` (percentiles of y), `act/deriv_mean` (mean of f'(z)) and
+  `act/saturated` (fraction of f'(z) below `activation.saturated.derivative_below` x max f') over the
+  layer's sample; and histograms of y and of the gradient of the loss with respect to y (a hook on the
+  output tensor, run during the backward pass) over the same sample, kept in `histograms`
+  (`actstudy.histograms` writes them as the run's artifact).
+
+A layer's sample is all of its output when that has at most SAMPLE_SIZE values, else SAMPLE_SIZE fixed
+positions drawn once per output shape with a private generator (training's random stream is untouched):
+exact on small layers, while binning the million values of a CNN's first layer alone costs about as
+much as a whole training step on a CPU (docs/benchmarks.md). f'(z) comes from autograd on the
+activation module itself (`actstudy.activation_facts`), so every activation file works without a formula.
 
 Everything stays on the training device until the end of a monitored step, where one `.tolist()` moves
 it to the host and one `log_metrics` call sends it to the logger. Steps that are not monitored do no
@@ -22,38 +33,122 @@ statistics cover rank 0's shard of the batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from actstudy import metric_names as mn
+from actstudy.activation_facts import binned_range, derivative, derivative_max
 from actstudy.config import ActivationConfig
+from actstudy.histogram_file import GRADIENT_DECADES, gradient_edges
+from actstudy.histograms import HistogramHistory
 
-#: The families of `activation_stats`, in its order. NaN values (undefined for the activation) are not logged.
-ACT_FAMILIES = (mn.ACT_MEAN, mn.ACT_STD, mn.ACT_SATURATED, mn.ACT_DEAD)
+SAMPLE_SIZE = 4096  # values per layer for percentiles, f'(z) and histograms
+ACTIVATION_BINS = 50
+QUANTILES = (0.02, 0.5, 0.98)
+_GRADIENT_EDGES = gradient_edges()
+# Gradients are binned as t = sign(g) * max(log10|g| - GRADIENT_DECADES[0] + half a bin, 0), so that
+# |g| <= 1e-10 (zeros too) falls in the middle bin and the others in equal bins of log10|g|.
+_HALF_BIN = (math.log10(_GRADIENT_EDGES[-1]) - GRADIENT_DECADES[0]) / (len(_GRADIENT_EDGES) - 2)
+_T_MAX = GRADIENT_DECADES[1] - GRADIENT_DECADES[0] + _HALF_BIN
 
 
-def activation_stats(y: Tensor, activation: ActivationConfig) -> list[Tensor]:
-    """Return [mean, std, saturated fraction, dead fraction] of one activation output, as 0-d tensors.
+class ActivationMeasures:
+    """What the monitor computes on one activation's input and output; the statistics' names in `families`."""
 
-    Saturated: fraction of output values outside (low, high) of the activation's config. Dead: fraction
-    of units (MLP neurons, CNN channels) whose output is <= dead.max_output for every example and position.
-    Undefined statistics are NaN so that every layer reports the same keys.
-    """
-    y = y.detach().float()
-    nan = torch.full((), math.nan, device=y.device)
-    sat = activation.saturated
-    saturated = ((y < sat.low) | (y > sat.high)).float().mean() if sat is not None else nan
-    if activation.dead is not None:
-        alive = (y > activation.dead.max_output).transpose(0, 1).reshape(y.shape[1], -1).any(dim=1)
-        dead = (~alive).float().mean()
-    else:
-        dead = nan
-    return [y.mean(), y.std(), saturated, dead]
+    def __init__(self, activation: ActivationConfig):
+        self.saturation_below = (
+            activation.saturated.derivative_below * derivative_max(activation.module)
+            if activation.saturated is not None
+            else None
+        )
+        self.dead_max_output = activation.dead.max_output if activation.dead is not None else None
+        self.low, self.high = binned_range(activation.module)
+        self.families = [mn.ACT_MEAN, mn.ACT_STD, mn.ACT_DERIV_MEAN, mn.ACT_P02, mn.ACT_P50, mn.ACT_P98]
+        self.families += [mn.ACT_SATURATED] if self.saturation_below is not None else []
+        self.families += [mn.ACT_DEAD] if self.dead_max_output is not None else []
+
+    def activation_edges(self) -> np.ndarray:
+        """Return the fixed edges of the activation histograms: ACTIVATION_BINS over f([-6, 6])."""
+        return np.linspace(self.low, self.high, ACTIVATION_BINS + 1)
+
+    def statistics(
+        self, module: nn.Module, z: Tensor, y: Tensor, sample: Tensor | None
+    ) -> tuple[list[Tensor], Tensor]:
+        """Return (the values of `families` as 0-d tensors, the histogram of y's sample) for an activation's
+        input `z` and output `y`; `sample`: flat positions of the layer's sample (None: every value)."""
+        y = y.detach().float()
+        values = [y.mean(), y.std()]
+        y_s, z_s = _take(y, sample), _take(z.detach().float(), sample)
+        slope = derivative(module, z_s)
+        values.append(slope.mean())
+        values += percentiles(y_s)
+        if self.saturation_below is not None:
+            values.append((slope < self.saturation_below).float().mean())
+        if self.dead_max_output is not None:
+            alive = (y > self.dead_max_output).transpose(0, 1).reshape(y.shape[1], -1).any(dim=1)
+            values.append((~alive).float().mean())
+        with _histc_allowed(y):
+            counts = torch.histc(y_s.clamp(self.low, self.high), ACTIVATION_BINS, self.low, self.high)
+        return values, counts
+
+
+def percentiles(v: Tensor) -> list[Tensor]:
+    """Return the QUANTILES of the 1-d `v` as 0-d tensors, as `torch.quantile` (linear interpolation)
+    computes them, by selecting the order statistics needed (`kthvalue`) instead of sorting: cheaper."""
+    n, out = v.numel(), []
+    for q in QUANTILES:
+        position = q * (n - 1)
+        below = math.floor(position)
+        low = v.kthvalue(below + 1).values
+        fraction = position - below
+        out.append(low + fraction * (v.kthvalue(below + 2).values - low) if fraction > 0 else low)
+    return out
+
+
+def gradient_histogram(grad: Tensor, sample: Tensor | None) -> Tensor:
+    """Return the counts of the sampled gradient values in the bins of `histogram_file.gradient_edges`."""
+    g = _take(grad.detach().float(), sample)
+    t = torch.sign(g) * (torch.log10(g.abs()) - GRADIENT_DECADES[0] + _HALF_BIN).clamp(min=0)
+    bins = len(_GRADIENT_EDGES) - 1
+    with _histc_allowed(g):
+        return torch.histc(t.clamp(-_T_MAX, _T_MAX), bins, -_T_MAX, _T_MAX)
+
+
+def _take(t: Tensor, sample: Tensor | None) -> Tensor:
+    flat = t.reshape(-1)
+    return flat if sample is None else flat.index_select(0, sample)
+
+
+@contextlib.contextmanager
+def _histc_allowed(t: Tensor) -> Iterator[None]:
+    """Let `torch.histc` run on CUDA in deterministic mode, which refuses it because it adds with atomics:
+    adding 1.0 is exact in any order below 2^24 per bin (SAMPLE_SIZE is far below): counts repeat exactly."""
+    if t.device.type != "cuda" or not torch.are_deterministic_algorithms_enabled():
+        yield
+        return
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(True, warn_only=warn_only)
+
+
+def activation_stats(
+    module: nn.Module, z: Tensor, activation: ActivationConfig, sample: Tensor | None = None
+) -> dict[str, Tensor]:
+    """Return {family: 0-d tensor} of the statistics the monitor logs for `module` applied to `z` (tests)."""
+    measures = ActivationMeasures(activation)
+    values, _ = measures.statistics(module, z, module(z), sample)
+    return dict(zip(measures.families, values, strict=True))
 
 
 def _norms(tensors: list[Tensor]) -> Tensor:
@@ -68,9 +163,14 @@ class GradientFlowMonitor(L.Callback):
         self.activation = activation
         self.every_n_steps = every_n_steps
         self.track_activations = activations
+        self.measures = ActivationMeasures(activation)
+        self.histograms = HistogramHistory(self.measures.activation_edges(), _GRADIENT_EDGES)
         self._step: int | None = None
         self._handles: list[RemovableHandle] = []
         self._act_stats: dict[int, list[Tensor]] = {}
+        self._act_hist: dict[int, Tensor] = {}
+        self._grad_hist: dict[int, Tensor] = {}
+        self._samples: dict[tuple[int, int, torch.device], Tensor | None] = {}
         self._grad_stats: list[Tensor] = []
         self._weights_before: list[Tensor] = []
         self._last_logged: int | None = None
@@ -84,14 +184,32 @@ class GradientFlowMonitor(L.Callback):
         if not trainer.is_global_zero or step % self.every_n_steps != 0 or step == self._last_logged:
             return
         self._step = step
-        self._act_stats = {}
+        self._act_stats, self._act_hist, self._grad_hist = {}, {}, {}
         if self.track_activations:
             for i, (_, act) in enumerate(self._layers(pl_module)):
                 self._handles.append(act.register_forward_hook(self._make_hook(i)))
 
+    def _sample(self, index: int, y: Tensor) -> Tensor | None:
+        """Return layer `index`'s fixed sample positions for an output like `y` (None: all of it)."""
+        key = (index, y.numel(), y.device)
+        if key not in self._samples:
+            if y.numel() <= SAMPLE_SIZE:
+                self._samples[key] = None
+            else:
+                generator = torch.Generator().manual_seed(index)
+                positions = torch.randint(y.numel(), (SAMPLE_SIZE,), generator=generator)
+                self._samples[key] = positions.to(y.device)
+        return self._samples[key]
+
     def _make_hook(self, index: int):
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
-            self._act_stats[index] = activation_stats(output, self.activation)
+            sample = self._sample(index, output)
+            stats, counts = self.measures.statistics(module, inputs[0], output, sample)
+            self._act_stats[index], self._act_hist[index] = stats, counts
+            if output.requires_grad:  # called with d loss / d output during the backward pass
+                output.register_hook(
+                    lambda g: self._grad_hist.__setitem__(index, gradient_histogram(g, sample))
+                )
 
         return hook
 
@@ -117,6 +235,16 @@ class GradientFlowMonitor(L.Callback):
         self._grad_stats = [weight_l2, weight_rms, bias_l2]
         self._weights_before = [w.detach().clone() for w in weights]
 
+    def _histogram_rows(self, device: torch.device) -> tuple[Tensor, Tensor] | None:
+        """Return (activation counts, gradient counts) as layers x bins tensors; NaN where a layer's
+        gradient never came (None without activation hooks)."""
+        if not self._act_hist:
+            return None
+        layers = sorted(self._act_hist)
+        missing = torch.full((len(_GRADIENT_EDGES) - 1,), math.nan, device=device)
+        grads = [self._grad_hist.get(i, missing) for i in layers]
+        return torch.stack([self._act_hist[i] for i in layers]), torch.stack(grads)
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch, idx):
         if self._step is None:
             return
@@ -133,23 +261,30 @@ class GradientFlowMonitor(L.Callback):
             rows[mn.GRAD_BIAS_L2] = bias_l2
         if self._act_stats:
             stats = torch.stack([torch.stack(self._act_stats[i]) for i in sorted(self._act_stats)])
-            for col, name in enumerate(ACT_FAMILIES):
+            for col, name in enumerate(self.measures.families):
                 rows[name] = stats[:, col]
         names = list(rows)
-        values = torch.cat(
-            [rows[n].float().flatten() for n in names] + [(weight_rms[0] / weight_rms[-1])[None]]
-        )
-        host = values.tolist()  # the one host sync of a monitored step
+        parts = [rows[n].float().flatten() for n in names] + [(weight_rms[0] / weight_rms[-1])[None]]
+        histograms = self._histogram_rows(weight_rms.device)
+        if histograms is not None:
+            parts += [h.float().flatten() for h in histograms]
+        host = torch.cat(parts).tolist()  # the one host sync of a monitored step
         metrics: dict[str, float] = {}
         offset = 0
         for name in names:
             for i in range(rows[name].numel()):
-                value = host[offset + i]
-                if not math.isnan(value) or name not in ACT_FAMILIES:
-                    metrics[mn.layer_key(name, i + 1)] = value
+                metrics[mn.layer_key(name, i + 1)] = host[offset + i]
             offset += rows[name].numel()
-        metrics[mn.GRAD_FIRST_TO_LAST] = host[-1]
+        metrics[mn.GRAD_FIRST_TO_LAST] = host[offset]
+        offset += 1
+        if histograms is not None:
+            (layers, a_bins), g_bins = histograms[0].shape, histograms[1].shape[1]
+            act = [host[offset + i * a_bins : offset + (i + 1) * a_bins] for i in range(layers)]
+            offset += layers * a_bins
+            grad = [host[offset + i * g_bins : offset + (i + 1) * g_bins] for i in range(layers)]
+            self.histograms.add(step, act, grad)
         self._grad_stats, self._weights_before = [], []
+        self._act_hist, self._grad_hist = {}, {}
         self._last_logged = step
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)

@@ -28,6 +28,7 @@ from actstudy.callbacks import CheckpointMeta, FlushMetricsBeforeCheckpoint, Gra
 from actstudy.config import RunConfig
 from actstudy.data import ImageSplits, TensorDataModule
 from actstudy.distributed import SINGLE, World
+from actstudy.histograms import HistogramArtifact
 from actstudy.models import build_model
 from actstudy.module import ClassifierModule
 from actstudy.monitor import GradientFlowMonitor
@@ -109,7 +110,10 @@ def build_trainer(
         all_callbacks.append(CheckpointMeta(CHECKPOINT_KEY, checkpoint_meta))
     if cfg.monitor.enabled:
         m = cfg.monitor
-        all_callbacks.append(GradientFlowMonitor(cfg.activation, m.every_n_steps, m.activations))
+        monitor = GradientFlowMonitor(cfg.activation, m.every_n_steps, m.activations)
+        all_callbacks.append(monitor)
+        if m.activations:
+            all_callbacks.append(HistogramArtifact(monitor.histograms, checkpoint_dir))
     show_bar = _show_bar(cfg.trainer.progress) and world.is_zero
     if cfg.trainer.progress != "none" and not show_bar and world.is_zero:
         all_callbacks.append(LogProgress())

@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlflow.entities import Run
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from actstudy import metric_names as mn
 from actstudy import outcomes
+from actstudy.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms, read_histograms
 from actstudy.report.style import activation_order, activation_rank
 
 #: Metric keys read with their full history: these scalars and every layer of these per-layer families.
 SCALAR_METRICS = (*mn.SPLIT_METRICS, mn.VAL_ACC_BEST, mn.TEST_BEST_ACC, mn.GRAD_FIRST_TO_LAST)
 LAYER_FAMILIES = (mn.GRAD_WEIGHT_RMS, mn.GRAD_BIAS_L2, mn.ACT_SATURATED, mn.ACT_DEAD)
+#: Per-layer families read too but not missed when absent (runs recorded before they existed).
+OPTIONAL_LAYER_FAMILIES = (mn.ACT_MEAN, mn.ACT_P02, mn.ACT_P98, mn.ACT_DERIV_MEAN)
+READ_LAYER_FAMILIES = LAYER_FAMILIES + OPTIONAL_LAYER_FAMILIES
 #: Params that are "None" when the activation defines no such region (e.g. no dead sigmoid units).
 _REGION_PARAMS = {mn.ACT_SATURATED: "activation.saturated", mn.ACT_DEAD: "activation.dead"}
 
@@ -41,6 +50,7 @@ class RunData:
     outcome: str  # the actstudy.outcome tag, else a guess from the MLflow run status (e.g. ``running``)
     wall_time_s: float | None  # None while the run has no end time
     metrics: dict[str, Series] = field(default_factory=dict)
+    histograms: Histograms | None = None  # the run's histogram artifact, if it has one
 
     @property
     def activation(self) -> str:
@@ -185,7 +195,7 @@ def _run_data(client: MlflowClient, run: Run) -> RunData:
     metrics = {}
     for key in sorted(run.data.metrics):
         layer = mn.parse_layer_key(key)
-        if key in SCALAR_METRICS or (layer is not None and layer[0] in LAYER_FAMILIES):
+        if key in SCALAR_METRICS or (layer is not None and layer[0] in READ_LAYER_FAMILIES):
             history = client.get_metric_history(info.run_id, key)
             metrics[key] = sorted(((m.step, float(m.value)) for m in history), key=lambda p: p[0])
     status = info.status or ""
@@ -198,7 +208,34 @@ def _run_data(client: MlflowClient, run: Run) -> RunData:
         outcome=tags.get(outcomes.OUTCOME) or guess.get(status, status.lower() or "unknown"),
         wall_time_s=(info.end_time - info.start_time) / 1000.0 if ended else None,
         metrics=metrics,
+        histograms=_histograms(client, info.run_id),
     )
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore them."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _histograms(client: MlflowClient, run_id: str) -> Histograms | None:
+    """Return the run's histogram artifact (`actstudy.histogram_file`), or None when it has none."""
+    quiet = {MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name: "false"}  # no progress bar per run in the CLI
+    with tempfile.TemporaryDirectory() as folder, _environment(quiet):
+        try:
+            path = client.download_artifacts(run_id, f"{ARTIFACT_DIR}/{FILE_NAME}", folder)
+            return read_histograms(Path(path))
+        except (MlflowException, OSError, ValueError):  # no such artifact, or not a readable file
+            return None
 
 
 def collect_sweep(client: MlflowClient, parent_run_id: str) -> SweepData:

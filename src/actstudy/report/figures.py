@@ -6,16 +6,30 @@ from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import BoundaryNorm, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from actstudy.metric_names import ACT_DEAD, ACT_SATURATED, GRAD_BIAS_L2, GRAD_WEIGHT_RMS, VAL_ACC, layer_key
+from actstudy.metric_names import (
+    ACT_DEAD,
+    ACT_DERIV_MEAN,
+    ACT_MEAN,
+    ACT_P02,
+    ACT_P98,
+    ACT_SATURATED,
+    GRAD_BIAS_L2,
+    GRAD_WEIGHT_RMS,
+    VAL_ACC,
+    layer_key,
+)
 from actstudy.report.collect import RunData, SweepData
 from actstudy.report.render import Code, FigureFile, Text
-from actstudy.report.style import LINESTYLES, MARKERS, activation_color, activation_order
+from actstudy.report.stats import END_POINTS, end_value
+from actstudy.report.style import LINESTYLES, MARKERS, activation_color, activation_order, activation_rank
 from actstudy.report.tables import setting_columns
 
 DPI = 110
@@ -141,6 +155,60 @@ def grad_by_layer(runs: list[RunData], path: Path) -> FigureFile | None:
     )
 
 
+def _run_grid(runs: list[RunData], style: SeriesStyle) -> list[list[RunData]]:
+    """Return the runs as rows of panels: a row per activation, wrapped after MAX_PANEL_COLS."""
+    grid: list[list[RunData]] = []
+    for act in activation_order(r.activation for r in runs):
+        chunk = sorted((r for r in runs if r.activation == act), key=lambda r: (style.rank(r), r.name))
+        grid += [chunk[k : k + MAX_PANEL_COLS] for k in range(0, len(chunk), MAX_PANEL_COLS)]
+    return grid
+
+
+def _layers_over_steps(
+    runs: list[RunData],
+    family: str,
+    draw: Callable[[Axes, RunData, int, tuple], None],
+    path: Path,
+    ylabel: str,
+    suptitle: str,
+    title: str,
+    caption: Text,
+    log: bool = False,
+    sharey: bool = True,
+) -> FigureFile:
+    """Write one panel per run with one colour per layer (`draw(ax, run, layer, colour)` draws a layer's
+    curve over the steps); return the figure. `runs` are those that have `family`."""
+    grid = _run_grid(runs, SeriesStyle(runs))
+    ncols = max(len(row) for row in grid)
+    max_layer = max(max(r.layers(family)) for r in runs)
+    cmap = matplotlib.colormaps["viridis"].resampled(max_layer)
+    fig = Figure(figsize=(max(2.9 * ncols + 1.2, 7.0), 2.4 * len(grid) + 0.8), layout="constrained")
+    axes = fig.subplots(len(grid), ncols, sharey=sharey, squeeze=False)
+    for i, row in enumerate(grid):
+        for ax in axes[i][len(row) :]:
+            ax.set_axis_off()
+        for j, run in enumerate(row):
+            ax = axes[i][j]
+            for layer in run.layers(family):
+                draw(ax, run, layer, cmap(layer - 1))
+            if log:
+                ax.set_yscale("log")
+            ax.grid(True, alpha=0.3)
+            ax.set_title(run.name, color=activation_color(run.activation), fontsize=9, fontweight="bold")
+            ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+            ax.tick_params(labelsize=8)
+            if i == len(grid) - 1 or j >= len(grid[i + 1]):
+                ax.set_xlabel("step", fontsize=9)
+        axes[i][0].set_ylabel(ylabel, fontsize=9)
+    norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)  # one colour per layer
+    cbar = fig.colorbar(
+        ScalarMappable(norm, cmap), ax=axes, shrink=0.8, aspect=30, pad=0.01, label=LAYER_AXIS
+    )
+    cbar.set_ticks(range(1, max_layer + 1))
+    fig.suptitle(suptitle, fontsize=12)
+    return FigureFile(save(fig, path), title, caption)
+
+
 def grad_over_steps(runs: list[RunData], path: Path) -> FigureFile | None:
     """Write per-layer gradient size vs step for every run as small multiples (Nielsen's speed of learning).
 
@@ -151,46 +219,160 @@ def grad_over_steps(runs: list[RunData], path: Path) -> FigureFile | None:
     runs = [r for r in runs if r.layers(family)]
     if not runs:
         return None
-    style = SeriesStyle(runs)
-    grid: list[list[RunData]] = []  # a row of panels per activation, wrapped after MAX_PANEL_COLS
-    for act in activation_order(r.activation for r in runs):
-        chunk = sorted((r for r in runs if r.activation == act), key=lambda r: (style.rank(r), r.name))
-        grid += [chunk[k : k + MAX_PANEL_COLS] for k in range(0, len(chunk), MAX_PANEL_COLS)]
-    ncols = max(len(row) for row in grid)
-    max_layer = max(max(r.layers(family)) for r in runs)
-    cmap = matplotlib.colormaps["viridis"].resampled(max_layer)
-    fig = Figure(figsize=(2.9 * ncols + 1.2, 2.4 * len(grid) + 0.8), layout="constrained")
-    axes = fig.subplots(len(grid), ncols, sharey=True, squeeze=False)
-    for i, row in enumerate(grid):
-        for ax in axes[i][len(row) :]:
-            ax.set_axis_off()
-        for j, run in enumerate(row):
-            ax = axes[i][j]
-            for layer in run.layers(family):
-                pts = [(s, v) for s, v in run.series(layer_key(family, layer)) if v > 0]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), color=cmap(layer - 1), lw=1.4)
-            ax.set_yscale("log")
-            ax.grid(True, alpha=0.3)
-            ax.set_title(run.name, color=activation_color(run.activation), fontsize=9, fontweight="bold")
-            ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
-            ax.tick_params(labelsize=8)
-            if i == len(grid) - 1 or j >= len(grid[i + 1]):
-                ax.set_xlabel("step", fontsize=9)
-        axes[i][0].set_ylabel(family, fontsize=9)
-    norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)  # one colour per layer
-    cbar = fig.colorbar(
-        ScalarMappable(norm, cmap), ax=axes, shrink=0.8, aspect=30, pad=0.01, label=LAYER_AXIS
-    )
-    cbar.set_ticks(range(1, max_layer + 1))
-    fig.suptitle(f"{family} per layer over training (log scale), one panel per run", fontsize=12)
-    return FigureFile(
-        save(fig, path),
+
+    def draw(ax: Axes, run: RunData, layer: int, color: tuple) -> None:
+        pts = [(s, v) for s, v in run.series(layer_key(family, layer)) if v > 0]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), color=color, lw=1.4)
+
+    return _layers_over_steps(
+        runs,
+        family,
+        draw,
+        path,
+        family,
+        f"{family} per layer over training (log scale), one panel per run",
         "Speed of learning per layer",
         [
             Code(layer_key(family, "NN")),
             " vs optimiser step for each run, one colour per layer (dark = near the input). Layers whose "
             "curves sit far below the others learn more slowly (Nielsen, ch. 5).",
+        ],
+        log=True,
+    )
+
+
+def activation_percentiles(runs: list[RunData], path: Path) -> FigureFile | None:
+    """Write each layer's mean activation with its 2nd-98th percentile band over training, one panel per
+    run (Glorot & Bengio 2010, Fig. 2). Returns None when no run has ``act/p02``."""
+    runs = [r for r in runs if r.layers(ACT_P02)]
+    if not runs:
+        return None
+
+    def draw(ax: Axes, run: RunData, layer: int, color: tuple) -> None:
+        mean, low, high = (dict(run.series(layer_key(f, layer))) for f in (ACT_MEAN, ACT_P02, ACT_P98))
+        steps = sorted(set(mean) & set(low) & set(high))
+        if steps:
+            ax.fill_between(steps, [low[s] for s in steps], [high[s] for s in steps], color=color, alpha=0.18)
+            ax.plot(steps, [mean[s] for s in steps], color=color, lw=1.4)
+
+    return _layers_over_steps(
+        runs,
+        ACT_P02,
+        draw,
+        path,
+        "activation value",
+        "Activation mean (line) and 2nd-98th percentiles (band) per layer over training",
+        "Activation values per layer",
+        [
+            "Each layer's mean output (",
+            Code(layer_key(ACT_MEAN, "NN")),
+            ", line) and the band between its 2nd and 98th percentiles (",
+            Code(layer_key(ACT_P02, "NN")),
+            ", ",
+            Code(layer_key(ACT_P98, "NN")),
+            ") over training, as in Glorot & Bengio (2010, Fig. 2): a band collapsing onto 0 or 1 "
+            "(sigmoid) or onto ±1 (tanh) is a layer whose units saturate.",
+        ],
+        sharey=False,  # sigmoid's outputs lie in (0, 1), tanh's in (-1, 1), ReLU's in [0, inf)
+    )
+
+
+def derivative_over_steps(runs: list[RunData], path: Path) -> FigureFile | None:
+    """Write each layer's mean activation derivative over training, one panel per run.
+
+    Returns None when no run has ``act/deriv_mean``.
+    """
+    runs = [r for r in runs if r.layers(ACT_DERIV_MEAN)]
+    if not runs:
+        return None
+
+    def draw(ax: Axes, run: RunData, layer: int, color: tuple) -> None:
+        pts = run.series(layer_key(ACT_DERIV_MEAN, layer))
+        if pts:
+            ax.plot(*zip(*pts, strict=True), color=color, lw=1.4)
+
+    return _layers_over_steps(
+        runs,
+        ACT_DERIV_MEAN,
+        draw,
+        path,
+        "mean f'(z)",
+        "Mean activation derivative per layer over training, one panel per run",
+        "Derivative per layer",
+        [
+            Code(layer_key(ACT_DERIV_MEAN, "NN")),
+            ": the mean of the activation's derivative at each layer's pre-activations, the factor "
+            "backpropagation multiplies in at that layer (sigmoid: at most 0.25; ReLU: the fraction of "
+            "active units); a layer whose curve falls towards 0 passes back almost no gradient.",
+        ],
+    )
+
+
+def gradient_histograms(runs: list[RunData], path: Path) -> FigureFile | None:
+    """Write the histograms of back-propagated gradients per layer at the first and the last recorded step,
+    one row per setting (its lowest seed), as in Glorot & Bengio (2010, Figs. 6-7).
+
+    Returns None when no run has a histogram artifact.
+    """
+    with_histograms = [r for r in runs if r.histograms is not None and len(r.histograms.steps)]
+    if not with_histograms:
+        return None
+    style = SeriesStyle(with_histograms)
+    chosen: dict[tuple, RunData] = {}
+    for run in sorted(with_histograms, key=lambda r: (activation_rank(r.activation), style.rank(r), r.name)):
+        chosen.setdefault((run.activation, style.key(run)), run)
+    rows = list(chosen.values())
+    fig = Figure(figsize=(10, 2.4 * len(rows) + 0.9), layout="constrained")
+    axes = fig.subplots(len(rows), 2, sharex=True, squeeze=False)
+    max_layer = max(len(r.histograms.layers) for r in rows)
+    cmap = matplotlib.colormaps["viridis"].resampled(max_layer)
+    # x: the bins' positions (equal widths in log10|g| on each side of the middle bin), labelled by value
+    edges = rows[0].histograms.gradient_edges
+    used = [i for r in rows for i in np.flatnonzero(r.histograms.gradient_counts.sum(axis=(0, 1)))]
+    xlim = (max(min(used, default=0) - 2, 0), min(max(used, default=len(edges)) + 3, len(edges) - 1))
+    middle = len(edges) // 2  # edges[middle - 1], edges[middle] = -1e-10, 1e-10
+    decades = [i for i, e in enumerate(edges) if abs(np.log10(abs(e)) % 2) < 1e-9 and abs(i - middle) > 1]
+    ticks = sorted(decades + [middle - 0.5])
+    labels = [f"{edges[k]:.0e}".replace("e-0", "e-") if k in decades else "0" for k in ticks]
+    for i, run in enumerate(rows):
+        h = run.histograms
+        for j, index in enumerate((0, len(h.steps) - 1)):
+            ax = axes[i][j]
+            for layer in range(len(h.layers)):
+                counts = h.gradient_counts[index, layer]
+                if counts.sum() > 0:
+                    ax.stairs(counts / counts.sum(), np.arange(len(edges)), color=cmap(layer), lw=1.3)
+            ax.set_xticks(ticks, labels, rotation=45)
+            ax.set_xlim(*xlim)
+            ax.grid(True, alpha=0.3)
+            ax.tick_params(labelsize=8)
+            ax.set_title(
+                f"{run.name}, step {int(h.steps[index])}",
+                color=activation_color(run.activation),
+                fontsize=9,
+                fontweight="bold",
+            )
+            if j == 0:
+                ax.set_ylabel("fraction of values", fontsize=9)
+            if i == len(rows) - 1:
+                ax.set_xlabel("d loss / d layer output (log scale on each side of 0)", fontsize=9)
+    norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)
+    cbar = fig.colorbar(
+        ScalarMappable(norm, cmap), ax=axes, shrink=0.8, aspect=30, pad=0.01, label=LAYER_AXIS
+    )
+    cbar.set_ticks(range(1, max_layer + 1))
+    fig.suptitle("Back-propagated gradients per layer: first and last monitored step", fontsize=12)
+    return FigureFile(
+        save(fig, path),
+        "Back-propagated gradient histograms",
+        [
+            "Histograms of the gradient of the loss with respect to each layer's output at the first (left) "
+            "and last (right) monitored step, one row per setting (its lowest seed), from each run's ",
+            Code("histograms/histograms.npz"),
+            " artifact, as in Glorot & Bengio (2010, Figs. 6-7); x is log10|g| on each side of 0 (the middle "
+            "bin holds |g| < 1e-10): layers whose histograms sit nearer the middle than the layers above "
+            "them receive smaller gradients, the vanishing gradient.",
         ],
     )
 
@@ -214,27 +396,36 @@ def val_acc(runs: list[RunData], path: Path) -> FigureFile | None:
 
 
 def saturation_dead(runs: list[RunData], path: Path) -> FigureFile | None:
-    """Write the fraction of saturated and of dead units per layer at the last logged step.
+    """Write the fraction of saturated and of dead units per layer at the end of training, each the mean
+    over the last END_POINTS monitored steps (one small batch each is noisy).
 
     Returns None when no run has ``act/saturated`` or ``act/dead`` metrics.
     """
+    k = END_POINTS
+
+    def at_end(run: RunData, family: str) -> dict[int, float]:
+        values = {n: end_value(run, layer_key(family, n)) for n in run.layers(family)}
+        return {n: v for n, v in values.items() if v is not None}
+
     return _panel_grid(
         [r for r in runs if r.layers(ACT_SATURATED) or r.layers(ACT_DEAD)],
         [
-            ("saturated units (fraction)", lambda r: r.by_layer(ACT_SATURATED)),
-            ("dead units (fraction)", lambda r: r.by_layer(ACT_DEAD)),
+            ("saturated units (fraction)", lambda r: at_end(r, ACT_SATURATED)),
+            ("dead units (fraction)", lambda r: at_end(r, ACT_DEAD)),
         ],
         path,
         "Saturated and dead units",
         [
-            "Fraction of units in the activation's saturated region (",
+            "Fraction of saturated units (",
             Code(ACT_SATURATED),
-            ", top) and of units that output exactly zero for the whole batch (",
+            ", top: the activation's derivative below the fraction of its maximum that the activation's "
+            "config file states) and of dead units (",
             Code(ACT_DEAD),
-            ", bottom), per layer at the last logged step.",
+            ", bottom: zero output for the whole monitored batch) per layer at the end of training, each "
+            f"the mean of the last {k} monitored steps, since one small monitored batch alone is noisy.",
         ],
         log=False,
-        suptitle="Saturated and dead units by layer at the end of training",
+        suptitle=f"Saturated and dead units per layer at the end (mean of the last {k} monitored steps)",
         ylim=(-0.03, 1.03),
     )
 
@@ -242,6 +433,9 @@ def saturation_dead(runs: list[RunData], path: Path) -> FigureFile | None:
 FIGURES: tuple[tuple[str, Callable[[list[RunData], Path], FigureFile | None]], ...] = (
     ("grad_by_layer.png", grad_by_layer),
     ("grad_over_steps.png", grad_over_steps),
+    ("gradient_histograms.png", gradient_histograms),
+    ("activation_percentiles.png", activation_percentiles),
+    ("derivative_over_steps.png", derivative_over_steps),
     ("val_acc.png", val_acc),
     ("saturation_dead.png", saturation_dead),
 )
