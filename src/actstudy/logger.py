@@ -9,6 +9,7 @@ on a resumed run) are dropped, so no point is logged twice.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy.tracking import metric_points, retry
 
+log = logging.getLogger("actstudy")
 _BATCH_LIMIT = 1000  # MLflow's maximum metrics per log_batch
 
 
@@ -40,6 +42,7 @@ class MlflowRunLogger(Logger):
         self._flush_now = threading.Event()
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
+        self.points_written = 0  # metric points the store has accepted (the writer thread's count)
         self._thread: threading.Thread | None = None
 
     @property
@@ -86,6 +89,7 @@ class MlflowRunLogger(Logger):
                 for start in range(0, len(points), _BATCH_LIMIT):
                     chunk = points[start : start + _BATCH_LIMIT]
                     retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
+                    self.points_written += len(chunk)
             except BaseException as exc:  # surfaced by flush()
                 self._error = exc
             finally:
@@ -104,3 +108,4 @@ class MlflowRunLogger(Logger):
     @rank_zero_only
     def finalize(self, status: str) -> None:
         self.flush()
+        log.info("%d metric points written to MLflow run %s", self.points_written, self.run_id)
