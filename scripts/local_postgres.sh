@@ -35,7 +35,10 @@ start() {
   [[ $port =~ ^[0-9]+$ ]] || die "port must be a number, got '$port'"
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  [[ $(id -u) == 0 ]] && chown postgres "$dir"
+  if [[ $(id -u) == 0 ]]; then
+    chown postgres "$dir"
+    runuser -u postgres -- test -x "$dir" || die "user postgres cannot enter $dir (a parent folder is private?)"
+  fi
   if [[ ! -d $dir/data ]]; then
     as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; die "initdb failed"; }

@@ -103,7 +103,7 @@ def writable_problem(folder: Path) -> str | None:
 
 
 _server_wait_s: float | None = None  # set by `wait_for_server_up_to`; None: MLflow's own HTTP retries only
-_server_gave_up = False  # `retry` waited the whole limit once: later calls try once until one succeeds
+_server_down_since: float | None = None  # time.monotonic() of the first unanswered call since one succeeded
 
 
 def wait_for_server_up_to(seconds: float) -> None:
@@ -139,9 +139,10 @@ def server_unreachable(exc: BaseException) -> str | None:
 
 def retry(fn: Callable[[], T], attempts: int = 12, first_wait_s: float = 0.05) -> T:
     """Return `fn()`, retrying with exponential backoff while the SQLite store is locked (`attempts` tries)
-    or the tracking server does not answer (for the time set by `wait_for_server_up_to`)."""
-    global _server_gave_up
-    lock_wait, server_wait, down_since, tries = first_wait_s, 0.5, None, 0
+    or the tracking server does not answer (for the time set by `wait_for_server_up_to`, counted from the
+    first unanswered call of this process: once it is spent, calls fail after one try until one succeeds)."""
+    global _server_down_since
+    lock_wait, server_wait, tries, waited_since = first_wait_s, 0.5, 0, None
     while True:
         try:
             result = fn()
@@ -154,22 +155,22 @@ def retry(fn: Callable[[], T], attempts: int = 12, first_wait_s: float = 0.05) -
                 time.sleep(lock_wait)
                 lock_wait = min(lock_wait * 2, 2.0)
                 continue
-            first = down_since is None
-            down_since = time.monotonic() if first else down_since
-            down_s = time.monotonic() - down_since
-            if _server_gave_up or down_s >= _server_wait_s:
-                _server_gave_up = _server_wait_s > 0
-                raise _server_down(exc, reason, down_s) from exc
-            if first:
+            since = _server_down_since  # read once: the other thread (metrics writer) may reset it
+            if since is None:
+                since = _server_down_since = time.monotonic()
                 log.warning(
                     "MLflow tracking server not answering (%s); retrying for %g s", reason, _server_wait_s
                 )
-            time.sleep(server_wait)
+            down_s = time.monotonic() - since
+            if down_s >= _server_wait_s:
+                raise _server_down(exc, reason, down_s) from exc
+            waited_since = since
+            time.sleep(min(server_wait, _server_wait_s - down_s))
             server_wait = min(server_wait * 2, 5.0)
             continue
-        if down_since is not None:
-            log.warning("MLflow tracking server answered again after %.1f s", time.monotonic() - down_since)
-        _server_gave_up = False
+        if waited_since is not None:
+            log.warning("MLflow tracking server answered again after %.1f s", time.monotonic() - waited_since)
+        _server_down_since = None
         return result
 
 

@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory):
+def postgres():
     """Yield the URI of database `mlflow` on a PostgreSQL server started for this test session."""
     required_by = "ACTSTUDY_REQUIRE_POSTGRES"
     if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
@@ -98,7 +99,9 @@ def postgres(tmp_path_factory: pytest.TempPathFactory):
         )
     if importlib.util.find_spec("psycopg") is None:
         _unavailable('the PostgreSQL driver is missing; pip install -e ".[server]"', required_by)
-    folder = tmp_path_factory.mktemp("postgres")
+    # not in pytest's tmp_path: as root the server runs as user postgres, who cannot enter root's 0700 folders
+    folder = Path(tempfile.mkdtemp(prefix="actstudy-postgres-"))
+    folder.chmod(0o755)
     script = lambda *args: subprocess.run(  # noqa: E731
         ["bash", str(POSTGRES_SCRIPT), *args], capture_output=True, text=True, timeout=120, check=False
     )
@@ -111,6 +114,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory):
         yield started.stdout.strip().splitlines()[-1]
     finally:
         script("stop", str(folder))
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class TrackingServer:
@@ -133,7 +137,9 @@ class TrackingServer:
         assert started.returncode == 0, started.stdout + started.stderr
 
     def stop(self) -> None:
-        """Stop the server and wait until its process is gone."""
+        """Stop the server (if it runs) and wait until its process is gone."""
+        if not (self.dir / "mlflow-server.pid").exists():
+            return
         pid = int((self.dir / "mlflow-server.pid").read_text())
         stopped = self._script("stop")
         assert stopped.returncode == 0, stopped.stderr
