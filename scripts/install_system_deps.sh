@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages for the system tests (run as root): headless Chromium with fonts for the MLflow UI
-# check, and SLURM + munge + MariaDB for the local single-node cluster (scripts/local_slurm.sh).
+# check, SLURM + munge + MariaDB for the local single-node cluster (scripts/local_slurm.sh), and
+# PostgreSQL for the tracking server's database (scripts/local_postgres.sh).
 # Installs only what is missing, so a second run takes a second.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,3 +11,4 @@ if ! dpkg -s $browser >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $browser
 fi
 bash "$here/local_slurm.sh" install
+bash "$here/local_postgres.sh" install

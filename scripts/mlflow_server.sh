@@ -10,7 +10,7 @@
 #                         node's cluster IP so compute nodes can reach it)
 #   --port PORT           default 5000
 #   --backend-store-uri URI  default sqlite:///DIR/mlflow.db, on this node's LOCAL disk; or a database,
-#                         e.g. postgresql://user:pw@dbhost:5432/mlflow (needs psycopg2 installed)
+#                         e.g. postgresql://user:pw@dbhost:5432/mlflow (driver: pip install -e ".[server]")
 #   --artifacts-destination URI  where the server writes artifacts it serves (--serve-artifacts is
 #                         always on: jobs upload through HTTP, they need no access to this path);
 #                         default DIR/artifacts; s3://..., a shared path, ... also work
@@ -19,7 +19,9 @@
 #                         (default $ACTSTUDY_MLFLOW_DIR, else /var/tmp/actstudy-mlflow-$USER: local disk)
 #   anything after `--` goes to `mlflow server` unchanged (e.g. -- --allowed-hosts mlflow.example.org)
 # Jobs then use: export MLFLOW_TRACKING_URI=http://HOST:PORT   (or tracking.uri=http://HOST:PORT)
-# A job whose server is down fails within seconds (exit 2) instead of training without tracking.
+# A job whose server is down fails within seconds (exit 2) instead of training without tracking; a
+# running job waits for a restarted server (stop, then start with the same options) up to
+# tracking.server_wait_s (default 300 s) and loses nothing.
 set -euo pipefail
 
 die() { echo "mlflow_server.sh: $*" >&2; exit 2; }
@@ -67,6 +69,9 @@ start() {
     fi
     mkdir -p "$DIR"
     STORE=${STORE:-sqlite:///$DIR/mlflow.db}
+    if [[ $STORE == postgresql* ]] && ! "${PYTHON:-python}" -c "import psycopg" 2>/dev/null; then
+        die "the PostgreSQL driver is missing: pip install -e \".[server]\" (psycopg 3)"
+    fi
     ARTIFACTS=${ARTIFACTS:-$DIR/artifacts}
     [[ $ARTIFACTS == *://* ]] || mkdir -p "$ARTIFACTS"
     local client_host=$HOST

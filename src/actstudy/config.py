@@ -274,10 +274,12 @@ class TrackingConfig:
     """MLflow: where runs go."""
 
     uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else the SQLite store mlruns/mlflow.db
+    server_wait_s: float = 300.0  # a tracking server not answering longer (not a restart) fails the job
     experiment: str = "actstudy"
     log_checkpoint: bool = False  # upload the final weights as an artifact (the path is always a tag)
 
     def check(self) -> None:
+        at_least("tracking.server_wait_s", self.server_wait_s, 0.0)
         if not self.experiment.strip():
             raise ConfigError("tracking.experiment='': must be a name (e.g. tracking.experiment=actstudy)")
 

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy import metric_names, outcomes, tracking
 from actstudy.config import ConfigError, JobSpec
+from actstudy.errors import TrackingUnavailable
 from actstudy.logger import MlflowRunLogger
 from actstudy.run_state import FolderLock, RunState, current_owner
 from actstudy.training import CHECKPOINT_KEY, LAST_CHECKPOINT, TrainingResult
@@ -153,6 +154,7 @@ class TrackedJob:
     def _client(self) -> MlflowClient:
         """Open the store on first use (a job without an earlier run opens it after its data is checked)."""
         if self.client is None:
+            tracking.wait_for_server_up_to(self.spec.cfg.tracking.server_wait_s)
             self.client = tracking.open_client(self.uri)
         return self.client
 
@@ -181,7 +183,7 @@ class TrackedJob:
         config_dir.mkdir(parents=True, exist_ok=True)
         (config_dir / "config.yaml").write_text(yaml.safe_dump(spec.resolved, sort_keys=False))
         (config_dir / "overrides.yaml").write_text(yaml.safe_dump(spec.overrides))
-        client.log_artifacts(run_id, str(config_dir), "config")
+        tracking.retry(lambda: client.log_artifacts(run_id, str(config_dir), "config"))
         return run_id
 
     def finish(self, result: TrainingResult) -> None:
@@ -197,7 +199,8 @@ class TrackedJob:
             and cfg.tracking.log_checkpoint
             and self.last_checkpoint.exists()
         ):
-            self.client.log_artifact(self.run_id, str(self.last_checkpoint), "checkpoints")
+            checkpoint = str(self.last_checkpoint)
+            tracking.retry(lambda: self.client.log_artifact(self.run_id, checkpoint, "checkpoints"))
         self._end(result.outcome)
 
     def fail(self, outcome: str, error: str | None, status: str | None = None) -> None:
@@ -216,7 +219,10 @@ class TrackedJob:
         try:
             self._flush()
         finally:
-            self._end(outcome, error, status)
+            try:
+                self._end(outcome, error, status)
+            except TrackingUnavailable as exc:  # the state file says so; the job's own error goes on up
+                log.error("run %s not ended in MLflow: %s", self.spec.run_name, exc)
 
     def _flush(self) -> None:
         if self.logger is not None:
@@ -224,7 +230,13 @@ class TrackedJob:
 
     def _end(self, outcome: str, error: str | None = None, status: str | None = None) -> None:
         try:
-            tracking.end_run(self.client, self.run_id, outcome, error, status)
+            try:
+                tracking.end_run(self.client, self.run_id, outcome, error, status)
+            except TrackingUnavailable as exc:  # the server stayed down: only the state file can tell
+                self.state.outcome = outcomes.FAILED
+                self.state.error = f"{error or outcome}; its MLflow run could not be ended: {exc}"
+                self.state.save(self.spec.output_dir)
+                raise
             self.state.outcome, self.state.error = outcome, error
             self.state.save(self.spec.output_dir)
             log.info("run %s ended: %s", self.spec.run_name, outcome)

@@ -4,11 +4,13 @@ Writes happen on a background thread so training never waits for the store, gath
 `log_batch` per `write_every_s` seconds (fewer, larger transactions disturb training less);
 `finalize` (and `flush`) write at once and block until every queued point is in the store, so nothing
 is lost at the end of a run. A metric's points at or below its last step already logged (in the store,
-on a resumed run) are dropped, so no point is logged twice.
+on a resumed run) are dropped, so no point is logged twice. Each write waits out a locked SQLite store or
+a restarting tracking server (`tracking.retry`); one that still fails stops the writer and `flush` raises.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Mapping
@@ -21,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy.tracking import metric_points, retry
 
+log = logging.getLogger("actstudy")
 _BATCH_LIMIT = 1000  # MLflow's maximum metrics per log_batch
 
 
@@ -41,6 +44,8 @@ class MlflowRunLogger(Logger):
         self._flush_now = threading.Event()
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
+        self._failed = False
+        self.points_written = 0  # metric points the store has accepted (the writer thread's count)
         self._thread: threading.Thread | None = None
 
     @property
@@ -82,13 +87,16 @@ class MlflowRunLogger(Logger):
                     batches.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            points = [point for batch in batches for point in batch]
+            # after a failed write nothing more is written: the store keeps a prefix of the history, so a
+            # resumed run re-logs every step after its checkpoint without a gap
+            points = [point for batch in batches for point in batch] if not self._failed else []
             try:
                 for start in range(0, len(points), _BATCH_LIMIT):
                     chunk = points[start : start + _BATCH_LIMIT]
                     retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
+                    self.points_written += len(chunk)
             except BaseException as exc:  # surfaced by flush()
-                self._error = exc
+                self._error, self._failed = exc, True
             finally:
                 for _ in batches:
                     self._queue.task_done()
@@ -110,3 +118,4 @@ class MlflowRunLogger(Logger):
     @rank_zero_only
     def finalize(self, status: str) -> None:
         self.flush()
+        log.info("%d metric points written to MLflow run %s", self.points_written, self.run_id)

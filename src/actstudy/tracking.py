@@ -1,14 +1,17 @@
 """MLflow store access: resolve and check the tracking URI, experiments, runs, params and tags.
 
 All writes go through `retry` so that many jobs sharing one SQLite store wait for the lock instead of
-failing with "database is locked"; the SQLite store is switched to WAL mode so readers never block writers.
+failing with "database is locked", and a job rides out a tracking server's restart; the SQLite store is
+switched to WAL mode so readers never block writers.
 """
 
 from __future__ import annotations
 
 import fcntl
 import functools
+import logging
 import os
+import re
 import sqlite3
 import subprocess
 import tempfile
@@ -20,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
@@ -28,6 +32,7 @@ from actstudy.errors import TrackingUnavailable
 from actstudy.paths import PROJECT_ROOT, default_tracking_uri
 
 T = TypeVar("T")
+log = logging.getLogger("actstudy")
 
 
 def resolve_uri(configured: str | None) -> str:
@@ -97,18 +102,87 @@ def writable_problem(folder: Path) -> str | None:
         return exc.strerror or str(exc)
 
 
+_server_wait_s: float | None = None  # set by `wait_for_server_up_to`; None: MLflow's own HTTP retries only
+_server_down_since: float | None = None  # time.monotonic() of the first unanswered call since one succeeded
+
+
+def wait_for_server_up_to(seconds: float) -> None:
+    """Make this process's store calls through `retry` wait up to `seconds` for a tracking server that
+    stops answering (a restart), then fail with TrackingUnavailable.
+
+    MLflow's own HTTP retries take about 4 minutes per call before giving up (measured: 247 s for a
+    refused connection); they are cut to a few seconds, unless MLFLOW_HTTP_REQUEST_MAX_RETRIES and
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR are set, so the wait is this one and bounded by `seconds`.
+    """
+    global _server_wait_s
+    _server_wait_s = seconds
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+
+
+def server_unreachable(exc: BaseException) -> str | None:
+    """Return why the tracking server did not answer (e.g. '[Errno 111] Connection refused') if that is
+    what `exc` (MLflow's error for an HTTP request) comes from, else None."""
+    cause: BaseException | None = exc
+    while cause is not None:  # MLflow raises its own exception while handling requests' (context, not cause)
+        if isinstance(cause, requests.exceptions.RetryError):  # 429 / 5xx answers until retries ran out
+            found = re.search(r"too many \d+ error responses", str(cause))
+            return found.group(0) if found else "error responses"
+        if isinstance(cause, requests.exceptions.Timeout):
+            return "timed out"
+        if isinstance(cause, requests.exceptions.ConnectionError):
+            found = re.search(r"\[Errno -?\d+\] [^'\")]+", str(cause))
+            return found.group(0) if found else "connection lost"
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def retry(fn: Callable[[], T], attempts: int = 12, first_wait_s: float = 0.05) -> T:
-    """Return `fn()`, retrying with exponential backoff while the SQLite store is locked."""
-    wait = first_wait_s
-    for attempt in range(attempts):
+    """Return `fn()`, retrying with exponential backoff while the SQLite store is locked (`attempts` tries)
+    or the tracking server does not answer (for the time set by `wait_for_server_up_to`, counted from the
+    first unanswered call of this process: once it is spent, calls fail after one try until one succeeds)."""
+    global _server_down_since
+    lock_wait, server_wait, tries, waited_since = first_wait_s, 0.5, 0, None
+    while True:
         try:
-            return fn()
-        except Exception as exc:  # MLflow wraps the sqlite error in its own exception types
-            if "locked" not in str(exc).lower() or attempt == attempts - 1:
-                raise
-            time.sleep(wait)
-            wait = min(wait * 2, 2.0)
-    raise AssertionError("unreachable")
+            result = fn()
+        except Exception as exc:  # MLflow wraps the sqlite and HTTP errors in its own exception types
+            reason = server_unreachable(exc) if _server_wait_s is not None else None
+            if reason is None:
+                tries += 1
+                if "locked" not in str(exc).lower() or tries == attempts:
+                    raise
+                time.sleep(lock_wait)
+                lock_wait = min(lock_wait * 2, 2.0)
+                continue
+            since = _server_down_since  # read once: the other thread (metrics writer) may reset it
+            if since is None:
+                since = _server_down_since = time.monotonic()
+                log.warning(
+                    "MLflow tracking server not answering (%s); retrying for %g s", reason, _server_wait_s
+                )
+            down_s = time.monotonic() - since
+            if down_s >= _server_wait_s:
+                raise _server_down(exc, reason, down_s) from exc
+            waited_since = since
+            time.sleep(min(server_wait, _server_wait_s - down_s))
+            server_wait = min(server_wait * 2, 5.0)
+            continue
+        if waited_since is not None:
+            log.warning("MLflow tracking server answered again after %.1f s", time.monotonic() - waited_since)
+        _server_down_since = None
+        return result
+
+
+def _server_down(exc: Exception, reason: str, down_s: float) -> TrackingUnavailable:
+    """Return the one-line error for a tracking server that stayed down."""
+    found = re.search(r"API request to (https?://[^/\s]+)", str(exc))
+    where = f" at {found.group(1)}" if found else ""
+    return TrackingUnavailable(
+        f"the MLflow tracking server{where} did not answer for {down_s:.0f} s ({reason}; limit "
+        f"tracking.server_wait_s={_server_wait_s:g}); restart it (scripts/mlflow_server.sh) and re-run "
+        "the same command to resume"
+    )
 
 
 @contextmanager

@@ -5,13 +5,22 @@
 It needs root and the Debian packages (``bash scripts/local_slurm.sh install``); without
 them the tests that use it are skipped, unless ``ACTSTUDY_REQUIRE_SLURM=1`` (CI), where
 they fail instead.
+
+``postgres`` starts a throwaway PostgreSQL from Debian's packages (``scripts/local_postgres.sh``)
+and yields its URI; without the server or the psycopg driver (``pip install -e ".[server]"``)
+its tests are skipped, unless ``ACTSTUDY_REQUIRE_POSTGRES=1`` (CI). ``TrackingServer`` drives
+``scripts/mlflow_server.sh`` (start, stop, restart on the same port).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import socket
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +28,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "local_slurm.sh"
+POSTGRES_SCRIPT = REPO / "scripts" / "local_postgres.sh"
+SERVER_SCRIPT = REPO / "scripts" / "mlflow_server.sh"
 
 
 @dataclass(frozen=True)
@@ -28,9 +39,9 @@ class SlurmCluster:
     started_here: bool
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("ACTSTUDY_REQUIRE_SLURM") == "1":
-        pytest.fail(f"ACTSTUDY_REQUIRE_SLURM=1 but {reason}", pytrace=False)
+def _unavailable(reason: str, required_by: str = "ACTSTUDY_REQUIRE_SLURM") -> None:
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{required_by}=1 but {reason}", pytrace=False)
     pytest.skip(reason)
 
 
@@ -69,3 +80,74 @@ def slurm_cluster():
     finally:
         if started_here:
             _script("stop", timeout=180)
+
+
+def free_port() -> int:
+    """Return a TCP port nothing listens on at the moment (on 127.0.0.1)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """Yield the URI of database `mlflow` on a PostgreSQL server started for this test session."""
+    required_by = "ACTSTUDY_REQUIRE_POSTGRES"
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        _unavailable(
+            "PostgreSQL not installed; run `bash scripts/local_postgres.sh install` as root", required_by
+        )
+    if importlib.util.find_spec("psycopg") is None:
+        _unavailable('the PostgreSQL driver is missing; pip install -e ".[server]"', required_by)
+    # not in pytest's tmp_path: as root the server runs as user postgres, who cannot enter root's 0700 folders
+    folder = Path(tempfile.mkdtemp(prefix="actstudy-postgres-"))
+    folder.chmod(0o755)
+    script = lambda *args: subprocess.run(  # noqa: E731
+        ["bash", str(POSTGRES_SCRIPT), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    started = script("start", str(folder), str(free_port()))
+    if started.returncode != 0:
+        pytest.fail(
+            f"scripts/local_postgres.sh start failed:\n{started.stdout}{started.stderr}", pytrace=False
+        )
+    try:
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        script("stop", str(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class TrackingServer:
+    """An `mlflow server` run by scripts/mlflow_server.sh on one loopback port, its state in `dir`."""
+
+    def __init__(self, folder: Path, *options: str):
+        self.dir, self.port, self.options = folder, free_port(), options
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.artifacts = folder / "artifacts"
+
+    def _script(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(SERVER_SCRIPT), *args, "--dir", str(self.dir)],
+            capture_output=True, text=True, timeout=150, check=False,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        """Start the server (same port, store and artifacts each time); return once /health answers."""
+        started = self._script("start", "--port", str(self.port), "--workers", "1", *self.options)
+        assert started.returncode == 0, started.stdout + started.stderr
+
+    def stop(self) -> None:
+        """Stop the server (if it runs) and wait until its process is gone."""
+        if not (self.dir / "mlflow-server.pid").exists():
+            return
+        pid = int((self.dir / "mlflow-server.pid").read_text())
+        stopped = self._script("stop")
+        assert stopped.returncode == 0, stopped.stderr
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.2)
+        assert not Path(f"/proc/{pid}").exists(), "stop left the server running"
+
+    def status(self) -> subprocess.CompletedProcess[str]:
+        """Return the script's `status` answer."""
+        return self._script("status")

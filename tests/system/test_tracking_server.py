@@ -3,7 +3,6 @@ server URI fails fast with one clear line instead of training without tracking."
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -12,36 +11,20 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import TINY, run_cli
+from tests.system.conftest import TrackingServer, free_port
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "mlflow_server.sh"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory: pytest.TempPathFactory):
-    """Yield (url, state dir) of an mlflow server started by the script on a free loopback port."""
-    state = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    script = lambda *args: subprocess.run(  # noqa: E731
-        ["bash", str(SCRIPT), *args, "--dir", str(state)], capture_output=True, text=True, timeout=150
-    )
-    started = script("start", "--port", str(port), "--workers", "1")
-    assert started.returncode == 0, started.stdout + started.stderr
-    pid = int((state / "mlflow-server.pid").read_text())
+    """Yield (url, state dir) of an mlflow server started by the script (SQLite store) on a free port."""
+    server = TrackingServer(tmp_path_factory.mktemp("mlflow-server"))
+    server.start()
     try:
-        yield f"http://127.0.0.1:{port}", state
+        yield server.url, server.dir
     finally:
-        stopped = script("stop")
-        assert stopped.returncode == 0, stopped.stderr
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-            time.sleep(0.2)
-        assert not Path(f"/proc/{pid}").exists(), "stop left the server running"
+        server.stop()
 
 
 def _job_runs(url: str) -> list:
@@ -92,7 +75,7 @@ def test_slurm_job_logs_to_the_tracking_server(slurm_cluster, tracking_server, t
 
 @pytest.mark.parametrize("mode", ["single", "sweep"])
 def test_unreachable_server_fails_fast_with_one_line(tmp_path, mode):
-    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     args = ["-m"] if mode == "sweep" else []
     args += [*TINY, f"tracking.uri={url}", f"hydra.run.dir={tmp_path / 'run'}"]
     args += [f"hydra.sweep.dir={tmp_path / 'multirun'}"]
