@@ -251,6 +251,7 @@ class TrackingConfig:
     uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else the SQLite store mlruns/mlflow.db
     experiment: str = "actstudy"
     log_checkpoint: bool = False  # upload the final weights as an artifact (the path is always a tag)
+    system_metrics: bool = True  # MLflow's monitor: CPU, memory, GPU (pynvml) as system/* metrics, rank 0
 
     def check(self) -> None:
         if not self.experiment.strip():
