@@ -248,7 +248,8 @@ class TrackedJob:
         from actstudy.report.description import describe_run
 
         try:
-            describe_run(self.client, self.run_id, outcome)
+            figure = self.figures.final if self.figures is not None else None
+            describe_run(self.client, self.run_id, outcome, figure)
         except Exception as exc:
             log.warning("writing the description of run %s failed: %s", self.run_id, exc)
 

@@ -3,9 +3,9 @@
 Drawn from the run's own series as the store holds them, so a resumed run's figure includes its history
 from before the resume. At each checkpoint it is drawn on a background thread (the metrics are in the
 store by then: `FlushMetricsBeforeCheckpoint` runs first); after the last step once more, and kept as
-`figures/layers.png`. Each drawing is logged with `MlflowClient.log_image` under one key and the step of
-its newest point, which the run page shows as an image card with a slider over training. matplotlib is
-imported only when a figure is drawn.
+`figures/layers.png`, which the run's description shows. Each drawing is logged with
+`MlflowClient.log_image` under one key and the step of its newest point: the run's "Model metrics" tab
+shows them as one image card with a slider over training. matplotlib is imported only to draw.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from actstudy.tracking import retry
 log = logging.getLogger("actstudy")
 
 IMAGE_KEY = "layers"  # the run page's image card
-FINAL_FIGURE = "layers.png"  # under figures/: the last drawing as a plain file
+FINAL_FIGURE = "figures/layers.png"  # the last drawing as a plain file (the run's description shows it)
 #: The panels, left to right: (per-layer family, title, log scale).
 PANELS = (
     (mn.GRAD_WEIGHT_RMS, "weight-gradient RMS", True),
@@ -58,12 +58,13 @@ def last_step(series: dict[str, dict[int, Series]]) -> int | None:
 
 
 def draw(series: dict[str, dict[int, Series]], title: str, path: Path) -> Path:
-    """Draw one panel per family, every layer a line over training (input side dark); return `path` (PNG)."""
+    """Draw one panel per family, stacked (narrow enough for a run's description), every layer a line over
+    training (input side dark); return `path` (PNG)."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure  # no pyplot: safe off the main thread
 
-    fig = Figure(figsize=(15, 4.2), dpi=90, layout="constrained")
-    axes = fig.subplots(1, len(PANELS))
+    fig = Figure(figsize=(7, 2.6 * len(PANELS)), dpi=90, layout="constrained")
+    axes = fig.subplots(len(PANELS), 1, sharex=True)
     for ax, (family, label, log_scale) in zip(axes, PANELS, strict=True):
         layers = series.get(family, {})
         for i, (layer, points) in enumerate(sorted(layers.items())):
@@ -75,10 +76,10 @@ def draw(series: dict[str, dict[int, Series]], title: str, path: Path) -> Path:
         if log_scale and ax.has_data():
             ax.set_yscale("log")
         ax.set_title(f"{label} ({family}/lNN)", fontsize=10)
-        ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         if not layers:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+    axes[-1].set_xlabel("step")
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside right center", title="layer", fontsize=8)
@@ -102,6 +103,7 @@ class LayerFigures:
         self._wanted: int | None = None  # the newest checkpoint's step not drawn yet
         self._thread: threading.Thread | None = None
         self._logged_steps: set[int] = set()
+        self.final: str | None = None  # the artifact path of the final figure, once logged
 
     def request(self, step: int) -> None:
         """Draw, on a background thread, the figure of the steps before `step` (a checkpoint's)."""
@@ -144,7 +146,7 @@ class LayerFigures:
                 return
             with tempfile.TemporaryDirectory(prefix="actstudy-figure-") as tmp:
                 title = f"{self.title}: per-layer statistics through step {step}"
-                path = draw(series, title, Path(tmp) / FINAL_FIGURE)
+                path = draw(series, title, Path(tmp) / Path(FINAL_FIGURE).name)
                 if step not in self._logged_steps:
                     from PIL import Image
 
@@ -153,7 +155,9 @@ class LayerFigures:
                     retry(lambda: self.client.log_image(self.run_id, rgb, key=IMAGE_KEY, step=step))
                     self._logged_steps.add(step)
                 if final:
-                    retry(lambda: self.client.log_artifact(self.run_id, str(path), "figures"))
+                    folder = str(Path(FINAL_FIGURE).parent)
+                    retry(lambda: self.client.log_artifact(self.run_id, str(path), folder))
+                    self.final = FINAL_FIGURE
         except Exception as exc:  # a figure is never worth a failed run
             log.warning("drawing the per-layer figure of run %s failed: %s", self.run_id, exc)
 

@@ -7,6 +7,9 @@ its Markdown writer; too long for a tag, tables are cut with a pointer to the re
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlencode
+
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
@@ -15,7 +18,7 @@ from actstudy import outcomes
 from actstudy.metric_names import GRAD_BIAS_L2, layer_key
 from actstudy.report.claims import Claim, claims_table
 from actstudy.report.collect import RunData, SweepData, collect_run
-from actstudy.report.render import Bullets, Document, Strong, Table, to_markdown
+from actstudy.report.render import Block, Bullets, Document, Strong, Table, to_markdown
 from actstudy.report.stats import END_POINTS, end_value
 from actstudy.report.tables import METRICS, fmt_ratio, key_numbers, run_table
 from actstudy.tracking import UI_VIEW, retry
@@ -37,21 +40,27 @@ def run_numbers(run: RunData) -> Table:
     return Table(["measure", "value"], rows, [False, True])
 
 
-def run_note(run: RunData) -> str:
-    """Return a job run's description: its outcome, then its key numbers."""
+def run_note(run: RunData, figure_url: str | None = None) -> str:
+    """Return a job run's description: its outcome, its key numbers, and its figure if there is one."""
     outcome = run.outcome
     if run.outcome == outcomes.DIVERGED and run.tags.get(outcomes.DIVERGED_STEP):
         outcome += f" at step {run.tags[outcomes.DIVERGED_STEP]}"
     legend = f"@end = mean of the last {END_POINTS} monitored steps; first/last grad = grad/first_to_last."
     facts = Bullets([[Strong("outcome:"), f" {outcome}"]])
-    return to_markdown(Document(run.name, facts, {"Key numbers": [run_numbers(run), legend]}))
+    sections: dict[str, list[Block]] = {"Key numbers": [run_numbers(run), legend]}
+    if figure_url:
+        sections["Per-layer statistics over training"] = [f"![per-layer statistics]({figure_url})"]
+    return for_mlflow(to_markdown(Document(run.name, facts, sections)))
 
 
-def describe_run(client: MlflowClient, run_id: str, outcome: str) -> None:
-    """Set a job run's description from its metrics in the store; `outcome` is how it is ending."""
+def describe_run(client: MlflowClient, run_id: str, outcome: str, figure: str | None = None) -> None:
+    """Set a job run's description from its metrics in the store; `outcome` is how it is ending, `figure`
+    the artifact path of an image it shows."""
     run = collect_run(client, run_id)
     run.outcome = outcome
-    retry(lambda: client.set_tag(run_id, MLFLOW_RUN_NOTE, run_note(run)))
+    # The UI's own artifact URL, relative: it works wherever the UI is served (a static prefix too).
+    url = f"get-artifact?{urlencode({'path': figure, 'run_uuid': run_id})}" if figure else None
+    retry(lambda: client.set_tag(run_id, MLFLOW_RUN_NOTE, run_note(run, url)))
 
 
 def sweep_note(
@@ -76,10 +85,10 @@ def sweep_note(
         )
         sections = {"Claims": claim_blocks, "Key numbers": numbers, "Runs": runs_blocks}
         doc = Document(f"actstudy sweep {sweep.sweep_id}", facts, {k: v for k, v in sections.items() if v})
-        text = to_markdown(doc)
+        text = for_mlflow(to_markdown(doc))
         if len(text) <= limit:
             return text
-    return to_markdown(Document(f"actstudy sweep {sweep.sweep_id}", facts, {}))[:limit]
+    return for_mlflow(to_markdown(Document(f"actstudy sweep {sweep.sweep_id}", facts, {})))[:limit]
 
 
 def describe_sweep(client: MlflowClient, sweep: SweepData, claims: list[Claim], report_artifact: str) -> None:
@@ -87,3 +96,9 @@ def describe_sweep(client: MlflowClient, sweep: SweepData, claims: list[Claim], 
     experiment = retry(lambda: client.get_run(sweep.parent_run_id)).info.experiment_id
     link = f"#/experiments/{experiment}/runs/{sweep.parent_run_id}/artifacts/{report_artifact}?{UI_VIEW}"
     retry(lambda: client.set_tag(sweep.parent_run_id, MLFLOW_RUN_NOTE, sweep_note(sweep, claims, link)))
+
+
+def for_mlflow(markdown: str) -> str:
+    """Return Markdown as the MLflow UI should show it: its renderer (showdown, GitHub flavour) links a
+    word after "@" to a GitHub user ("@end"); "\\@" is a plain "@" there and in any Markdown."""
+    return re.sub(r"(^|\s)@", r"\1\\@", markdown, flags=re.MULTILINE)
