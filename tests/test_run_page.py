@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from actstudy import tracking
+from actstudy.layer_figure import FINAL_FIGURE, LayerFigures, draw, read_layer_series
 from actstudy.report.claims import Claim
 from actstudy.report.collect import RunData, SweepData
 from actstudy.report.description import sweep_note
@@ -104,3 +105,29 @@ def test_a_long_parent_description_is_cut_to_the_tag_limit_saying_what_the_repor
         assert "The table of runs is in the report." in cut and "| claim 0 |" in cut
         shown = cut.count("| claim ") - 1  # the header's
         assert shown == 60 if limit == 8000 else f"{60 - shown} more claim(s) in the report." in cut
+
+
+def test_a_resumed_runs_figure_is_drawn_from_the_whole_history_in_the_store(tmp_path: Path):
+    client = tracking.open_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(tracking.experiment_id(client, "actstudy")).info.run_id
+    for step in range(0, 12, 2):  # what the first process logged before it was interrupted
+        client.log_batch(run_id, tracking.metric_points(_layer_metrics(step), step))
+    figures = LayerFigures(client, run_id, "resumed")  # the resumed process: it has logged nothing itself
+    client.log_batch(run_id, tracking.metric_points(_layer_metrics(12), 12))
+    figures.finish()
+
+    logged = Path(client.download_artifacts(run_id, FINAL_FIGURE, str(tmp_path))).read_bytes()
+    whole = read_layer_series(client, run_id)
+    assert [s for s, _ in whole["grad/weight_rms"][1]] == list(range(0, 14, 2))
+    title = "resumed: per-layer statistics through step 12"
+    assert logged == draw(whole, title, tmp_path / "whole.png").read_bytes()
+    only_new = {f: {n: p[-1:] for n, p in layers.items()} for f, layers in whole.items()}
+    assert logged != draw(only_new, title, tmp_path / "new.png").read_bytes()
+
+
+def _layer_metrics(step: int) -> dict[str, float]:
+    return {
+        f"{family}/l{layer:02d}": (1 + step) * 10.0**-layer
+        for family in ("grad/weight_rms", "act/mean", "act/std")
+        for layer in (1, 2, 3)
+    }
