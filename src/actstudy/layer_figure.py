@@ -104,6 +104,7 @@ class LayerFigures:
         self._thread: threading.Thread | None = None
         self._logged_steps: set[int] = set()
         self.final: str | None = None  # the artifact path of the final figure, once logged
+        self._last: tuple[int, bytes] | None = None  # the newest drawing: its last step and PNG
 
     def request(self, step: int) -> None:
         """Draw, on a background thread, the figure of the steps before `step` (a checkpoint's)."""
@@ -145,8 +146,12 @@ class LayerFigures:
             if step is None or (step in self._logged_steps and not final):
                 return
             with tempfile.TemporaryDirectory(prefix="actstudy-figure-") as tmp:
-                title = f"{self.title}: per-layer statistics through step {step}"
-                path = draw(series, title, Path(tmp) / Path(FINAL_FIGURE).name)
+                path = Path(tmp) / Path(FINAL_FIGURE).name
+                if self._last is not None and self._last[0] == step:  # the same points: drawn already
+                    path.write_bytes(self._last[1])
+                else:
+                    draw(series, f"{self.title}: per-layer statistics through step {step}", path)
+                    self._last = (step, path.read_bytes())
                 if step not in self._logged_steps:
                     from PIL import Image
 
