@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -158,7 +157,7 @@ class TrackedJob:
             resumed = start.resume_from is not None
             self.system_monitor = system_metrics.start_monitor(self.uri, self.run_id, resumed)
 
-    def callbacks(self) -> list[L.Callback]:
+    def callbacks(self) -> list[DrawAtCheckpoint]:
         """Return the callbacks training runs for this run: the per-layer figure at every checkpoint."""
         return [DrawAtCheckpoint(self.figures)] if self.figures is not None else []
 
@@ -255,11 +254,13 @@ class TrackedJob:
 
     def _end(self, outcome: str, error: str | None = None, status: str | None = None) -> None:
         try:
-            self._stop_recorders()
-            self._describe(outcome)
-            tracking.end_run(self.client, self.run_id, outcome, error, status)
+            try:
+                self._stop_recorders()
+            finally:
+                tracking.end_run(self.client, self.run_id, outcome, error, status)
             self.state.outcome, self.state.error = outcome, error
             self.state.save(self.spec.output_dir)
             log.info("run %s ended: %s", self.spec.run_name, outcome)
+            self._describe(outcome)  # after the end: a second Ctrl-C here leaves the run ended truthfully
         finally:
             self.lock.release()
