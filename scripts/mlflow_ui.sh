@@ -8,8 +8,8 @@
 #          Works from any working directory: the project root is found from this script's location.
 # Host:    127.0.0.1 (override with $ACTSTUDY_MLFLOW_HOST; anything but loopback should also get
 #          --allowed-hosts/--cors-allowed-origins, see `mlflow server --help`).
-# Open http://127.0.0.1:PORT, pick the experiment (default `actstudy`) and switch the toggle at
-# the top left from "GenAI" to "Model training" to see the runs table (MLflow 3 opens on GenAI).
+# Open the link a sweep prints at its end, or http://127.0.0.1:PORT/#/experiments/<id>/runs?workflowType=machine_learning
+# (MLflow 3.17 opens on its GenAI view otherwise: switch "GenAI" to "Model training" at the top left).
 # From a laptop: ssh -L 5000:127.0.0.1:5000 <host>, then browse http://127.0.0.1:5000.
 #
 # MLflow 3.17 needs no extra security flags for this: its default middleware allows localhost and

@@ -82,11 +82,13 @@ def fault_env(folder: Path, rank: int, step: int | str) -> dict[str, str]:
 
 
 def metric_histories(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
-    """Return every metric of a run as {key: [(step, value), ...]}, steps ascending."""
+    """Return every metric of a run but MLflow's `system/*` samples (timed, not trained) as
+    {key: [(step, value), ...]}, steps ascending."""
     client = MlflowClient(uri)
     return {
         key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
         for key in client.get_run(run_id).data.metrics
+        if not key.startswith("system/")
     }
 
 
@@ -128,6 +130,7 @@ def tiny_sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
         ["-m", "activation=sigmoid,relu", "depth=1,2", *TINY, f"hydra.sweep.dir={sweep_dir}"],
         cwd=root,
         uri=uri,
+        MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="0.5",  # a tiny job lasts seconds: several samples each
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return Sweep(uri, sweep_dir, result, MlflowClient(uri))

@@ -72,7 +72,12 @@ def test_cli_from_another_directory_writes_into_the_configured_store(tmp_path: P
     elsewhere = tmp_path / "somewhere" / "else"
     elsewhere.mkdir(parents=True)
     store = tmp_path / "store" / "mlflow.db"
-    args = [*TINY, "trainer.max_epochs=1", f"tracking.uri=sqlite:///{store}", "tracking.experiment=elsewhere"]
+    tracking = [
+        f"tracking.uri=sqlite:///{store}",
+        "tracking.experiment=elsewhere",
+        "tracking.system_metrics=false",
+    ]
+    args = [*TINY, "trainer.max_epochs=1", *tracking]
     result = run_cli("actstudy.train", args, cwd=elsewhere, uri=None)
     assert result.returncode == 0, result.stderr[-3000:]
     from mlflow.tracking import MlflowClient
@@ -81,6 +86,7 @@ def test_cli_from_another_directory_writes_into_the_configured_store(tmp_path: P
     runs = client.search_runs([client.get_experiment_by_name("elsewhere").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert "mlflow.parentRunId" not in runs[0].data.tags  # a single run has no parent
+    assert not [k for k in runs[0].data.metrics if k.startswith("system/")]  # tracking.system_metrics=false
     assert not (elsewhere / "mlruns").exists()
 
 

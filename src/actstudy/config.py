@@ -277,6 +277,7 @@ class TrackingConfig:
     server_wait_s: float = 300.0  # a tracking server not answering longer (not a restart) fails the job
     experiment: str = "actstudy"
     log_checkpoint: bool = False  # upload the final weights as an artifact (the path is always a tag)
+    system_metrics: bool = True  # MLflow's monitor: CPU, memory, GPU (pynvml) as system/* metrics, rank 0
 
     def check(self) -> None:
         at_least("tracking.server_wait_s", self.server_wait_s, 0.0)

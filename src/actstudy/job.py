@@ -16,9 +16,10 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from actstudy import metric_names, outcomes, tracking
+from actstudy import metric_names, outcomes, system_metrics, tracking
 from actstudy.config import ConfigError, JobSpec
 from actstudy.errors import TrackingUnavailable
+from actstudy.layer_figure import DrawAtCheckpoint, LayerFigures
 from actstudy.logger import MlflowRunLogger
 from actstudy.run_state import FolderLock, RunState, current_owner
 from actstudy.training import CHECKPOINT_KEY, LAST_CHECKPOINT, TrainingResult
@@ -57,6 +58,8 @@ class TrackedJob:
         self.run_id = ""
         self.state: RunState | None = None
         self.logger: MlflowRunLogger | None = None
+        self.figures: LayerFigures | None = None
+        self.system_monitor = None  # MLflow's SystemMetricsMonitor while the run is open
 
     def claim(self) -> None:
         """Hold the job's folder for this process until the job ends; ConfigError if another process does."""
@@ -150,6 +153,14 @@ class TrackedJob:
             self.uri,
         )
         self.logger = MlflowRunLogger(client, self.run_id, logged)
+        self.figures = LayerFigures(client, self.run_id, spec.run_name)
+        if cfg.tracking.system_metrics:
+            resumed = start.resume_from is not None
+            self.system_monitor = system_metrics.start_monitor(self.uri, self.run_id, resumed)
+
+    def callbacks(self) -> list[DrawAtCheckpoint]:
+        """Return the callbacks training runs for this run: the per-layer figure at every checkpoint."""
+        return [DrawAtCheckpoint(self.figures)] if self.figures is not None else []
 
     def _client(self) -> MlflowClient:
         """Open the store on first use (a job without an earlier run opens it after its data is checked)."""
@@ -192,6 +203,7 @@ class TrackedJob:
         if result.diverged_step is not None:
             extra[outcomes.DIVERGED_STEP] = str(result.diverged_step)
         self._flush()
+        self.figures.finish()  # after the last step: off the hot path
         tracking.log_params_and_tags(self.client, self.run_id, {}, extra)
         cfg = self.spec.cfg
         if (
@@ -228,17 +240,39 @@ class TrackedJob:
         if self.logger is not None:
             self.logger.flush()
 
+    def _stop_recorders(self) -> None:
+        """Stop the system metrics monitor (its last samples written) and wait for a figure being drawn."""
+        monitor, self.system_monitor = self.system_monitor, None
+        if monitor is not None:
+            monitor.finish()
+        if self.figures is not None:
+            self.figures.wait()
+
+    def _describe(self, outcome: str) -> None:
+        """Write the run's description (its key numbers); a failure to do so only warns."""
+        from actstudy.report.description import describe_run
+
+        try:
+            figure = self.figures.final if self.figures is not None else None
+            describe_run(self.client, self.run_id, outcome, figure)
+        except Exception as exc:
+            log.warning("writing the description of run %s failed: %s", self.run_id, exc)
+
     def _end(self, outcome: str, error: str | None = None, status: str | None = None) -> None:
         try:
             try:
-                tracking.end_run(self.client, self.run_id, outcome, error, status)
-            except TrackingUnavailable as exc:  # the server stayed down: only the state file can tell
-                self.state.outcome = outcomes.FAILED
-                self.state.error = f"{error or outcome}; its MLflow run could not be ended: {exc}"
-                self.state.save(self.spec.output_dir)
-                raise
+                self._stop_recorders()
+            finally:
+                try:
+                    tracking.end_run(self.client, self.run_id, outcome, error, status)
+                except TrackingUnavailable as exc:  # the server stayed down: only the state file can tell
+                    self.state.outcome = outcomes.FAILED
+                    self.state.error = f"{error or outcome}; its MLflow run could not be ended: {exc}"
+                    self.state.save(self.spec.output_dir)
+                    raise
             self.state.outcome, self.state.error = outcome, error
             self.state.save(self.spec.output_dir)
             log.info("run %s ended: %s", self.spec.run_name, outcome)
+            self._describe(outcome)  # after the end: a second Ctrl-C here leaves the run ended truthfully
         finally:
             self.lock.release()

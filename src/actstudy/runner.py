@@ -94,7 +94,7 @@ def _train_and_record(
         meta = {"fingerprint": spec.fingerprint, "config": spec.resolved}
         result = training.train(
             cfg, splits, job.checkpoint_dir, start.resume_from, job.logger, world,
-            checkpoint_meta=meta, stop_requested=stop_requested,
+            callbacks=job.callbacks(), checkpoint_meta=meta, stop_requested=stop_requested,
         )  # fmt: skip
         job.finish(result)
         return result

@@ -243,19 +243,46 @@ def open_client(uri: str) -> MlflowClient:
     return _opened[uri]
 
 
+# The UI's experiment kind (mlflow/server/js: `mlflow.experimentKind`, values `custom_model_development`,
+# `genai_development`, and `*_inferred` / `no_inferred_type` that the UI writes itself when it guesses).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+# MLflow 3.17's UI picks its view from a `workflowType` URL parameter (else the browser's last choice,
+# GenAI at first) before the tag: links into it carry the parameter so they open on the runs table.
+UI_VIEW = "workflowType=machine_learning"
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
-    """Return the id of experiment `name`, creating it (artifacts beside a SQLite store) if needed."""
+    """Return the id of experiment `name`, creating it (artifacts beside a SQLite store) if needed.
+
+    The experiment is tagged as a model-training one (`EXPERIMENT_KIND`); an existing one is tagged on
+    first use unless it has a kind someone chose (a kind the UI only guessed is replaced).
+    """
     with _store_lock(client.tracking_uri):
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 client.restore_experiment(exp.experiment_id)
+            kind = exp.tags.get(EXPERIMENT_KIND, "")
+            if not kind or kind.endswith("_inferred") or kind == "no_inferred_type":
+                retry(lambda: client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING))
             return exp.experiment_id
         db = sqlite_path(client.tracking_uri)
         location = None
         if db is not None:
             location = (db.parent / "artifacts" / name).as_uri()
-        return retry(lambda: client.create_experiment(name, artifact_location=location))
+        tags = {EXPERIMENT_KIND: MODEL_TRAINING}
+        return retry(lambda: client.create_experiment(name, artifact_location=location, tags=tags))
+
+
+def ui_link(uri: str, experiment: str, run_id: str | None = None) -> str:
+    """Return the MLflow UI address of an experiment's runs table (or of one run) that opens on it.
+
+    A tracking server serves its own UI; for a database store the address is `mlflow ui`'s default one.
+    """
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    page = f"runs/{run_id}" if run_id else "runs"
+    return f"{base}/#/experiments/{experiment}/{page}?{UI_VIEW}"
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -1,9 +1,11 @@
 """Browser test: a real `mlflow server` on the tiny sweep's store, driven in headless Chromium.
 
-It checks what a person would do after a sweep: open the experiment, find the child runs under
-the sweep's parent run, tick two of them and press Compare. Screenshots of the runs table and of
-the compare view go to `tmp_path` and, when `ACTSTUDY_SAVE_SCREENSHOTS=<dir>` is set, are copied
-there as `mlflow_ui_runs.png` and `mlflow_ui_compare.png` (how `docs/` gets its pictures).
+It checks what a person would do after a sweep: open the link the sweep prints (the runs table, no
+click), find the child runs under the sweep's parent run, tick two and press Compare, read the parent's
+description (the claims' verdicts, a link to the report) and a child's (its key numbers and per-layer
+figure). Screenshots go to `tmp_path` and, when `ACTSTUDY_SAVE_SCREENSHOTS=<dir>` is set, are copied
+there as `mlflow_ui_runs.png`, `mlflow_ui_compare.png`, `mlflow_ui_parent.png` and
+`mlflow_ui_child.png` (how `docs/` gets its pictures).
 
 Needs Playwright (Python) and a Chromium binary (`/usr/bin/chromium` from Debian's `chromium`
 package, or `ACTSTUDY_CHROMIUM`); never `playwright install`. Without them the test is skipped,
@@ -26,6 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from actstudy import tracking
 
 pytestmark = pytest.mark.browser
 
@@ -148,7 +152,9 @@ def browser_available() -> None:
         _unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set ACTSTUDY_CHROMIUM)")
 
 
-def test_mlflow_ui_lists_and_compares_sweep_runs(browser_available, tiny_sweep, tmp_path: Path) -> None:
+def test_mlflow_ui_opens_on_the_runs_shows_descriptions_and_figures_and_compares(
+    browser_available, tiny_sweep, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     runs = tiny_sweep.runs()
@@ -158,6 +164,8 @@ def test_mlflow_ui_lists_and_compares_sweep_runs(browser_available, tiny_sweep, 
     parent = parents[0]
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
     exp_id = parent.info.experiment_id
+    kind = tiny_sweep.client.get_experiment(exp_id).tags.get(tracking.EXPERIMENT_KIND)
+    assert kind == tracking.MODEL_TRAINING
     store_dir = Path(tiny_sweep.uri.removeprefix("sqlite:///")).parent
 
     with (
@@ -171,20 +179,15 @@ def test_mlflow_ui_lists_and_compares_sweep_runs(browser_available, tiny_sweep, 
             args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
         )
         try:
-            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page = browser.new_context(viewport=VIEWPORT).new_page()  # a new browser: no view remembered
             page.set_default_timeout(UI_TIMEOUT)
             expect.set_options(timeout=UI_TIMEOUT)
 
-            # --- the experiment's runs table ---
-            page.goto(f"{base}/#/experiments/{exp_id}")
-            # MLflow 3 opens experiments on the GenAI overview with a feature tour on top: dismiss
-            # it, then switch to "Model training", which shows the runs table.
-            _try_click(page.get_by_role("button", name="Got it", exact=True))
+            # --- the link the sweep prints opens on the runs table, without a click ---
+            page.goto(tracking.ui_link(base, exp_id))
             parent_row = _row(page, parent.info.run_id).filter(has_text=parent.info.run_name)
-            if not _try_click(page.get_by_text("Model training", exact=True), timeout=UI_TIMEOUT):
-                page.goto(f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning")
             expect(parent_row).to_be_visible()
-            _try_click(page.locator("[data-assistant-ui]").get_by_role("button", name="Close"), timeout=3_000)
+            _close_panels(page)
 
             # Child runs are grouped under the parent row: expand it with its [+] button.
             child_rows = {r.info.run_id: _row(page, r.info.run_id) for r in children}
@@ -235,5 +238,46 @@ def test_mlflow_ui_lists_and_compares_sweep_runs(browser_available, tiny_sweep, 
                 page.wait_for_timeout(500)
             shot = _save(page, tmp_path, "mlflow_ui_compare.png")
             assert shot.stat().st_size > 10_000
+
+            # --- the parent's overview: its description, the claims' verdicts in a table ---
+            page.goto(tracking.ui_link(base, exp_id, parent.info.run_id))
+            verdicts = page.locator("table").filter(has=page.get_by_role("columnheader", name="verdict"))
+            expect(verdicts).to_have_count(1)
+            _try_click(page.get_by_text("Show more", exact=True))  # the overview folds long descriptions
+            _close_panels(page)
+            expect(verdicts).to_be_visible()
+            claimed = {v for k, v in parent.data.tags.items() if k.startswith("actstudy.claim.")}
+            assert claimed
+            for verdict in claimed:
+                expect(verdicts.get_by_role("cell", name=verdict, exact=True).first).to_be_visible()
+            for run in children:  # the runs table under it
+                expect(page.get_by_role("cell", name=run.info.run_name, exact=True)).to_be_visible()
+            _save(page, tmp_path, "mlflow_ui_parent.png")
+            report = page.get_by_role("link", name="report.html", exact=True)
+            href = report.get_attribute("href")
+            with page.expect_response(lambda r: "get-artifact" in r.url and "report.html" in r.url) as got:
+                page.goto(f"{base}/{href}")  # the link opens the report in the run's artifacts
+            assert got.value.ok
+
+            # --- a child's overview: its key numbers and its per-layer figure ---
+            child = max(
+                children,
+                key=lambda r: (r.data.params["activation.name"] == "sigmoid", r.data.params["depth"]),
+            )
+            page.goto(tracking.ui_link(base, exp_id, child.info.run_id))
+            figure = page.locator('img[src*="figures%2Flayers.png"]')
+            expect(figure).to_be_visible()
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=figure.element_handle())
+            expect(page.get_by_role("cell", name="best val acc", exact=True)).to_be_visible()
+            _close_panels(page)
+            _try_click(page.get_by_text("Show more", exact=True), timeout=3_000)
+            figure.scroll_into_view_if_needed()
+            _save(page, tmp_path, "mlflow_ui_child.png")
         finally:
             browser.close()
+
+
+def _close_panels(page) -> None:
+    """Dismiss what covers the page in a new browser (a feature tour, the assistant): for the pictures."""
+    _try_click(page.get_by_role("button", name="Got it", exact=True), timeout=2_000)
+    _try_click(page.locator("[data-assistant-ui]").get_by_role("button", name="Close"), timeout=2_000)

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from actstudy import outcomes
 from actstudy.report.claims import CLAIMS_LEGEND, Claim, claims_table, evaluate_claims, verdict_tags
 from actstudy.report.collect import SweepData, collect_sweep
+from actstudy.report.description import describe_sweep
 from actstudy.report.figures import metric_figures
 from actstudy.report.render import Bullets, Code, Document, FigureFile, Strong, Text, to_html, to_markdown
 from actstudy.report.tables import AGGREGATE_LEGEND, RUNS_LEGEND, aggregate_table, key_numbers, run_table
@@ -119,8 +120,9 @@ def write_report(
     """Write the report of the sweep whose parent run is ``parent_run_id``; return the report.md path.
 
     ``out_dir`` defaults to ``default_out_dir``. With ``log_artifacts`` the written files (report.md,
-    report.html, claims.json, the PNGs) are logged on the parent run under ``report/``, and each claim's
-    verdict is a tag ``actstudy.claim.<key>`` on it, so sweeps can be searched by verdict. Raises
+    report.html, claims.json, the PNGs) are logged on the parent run under ``report/``, each claim's
+    verdict is a tag ``actstudy.claim.<key>`` on it, so sweeps can be searched by verdict, and its
+    description (the overview page) summarises the report. Raises
     ``ReportError`` when the parent run does not exist.
     """
     sweep = collect_sweep(client, parent_run_id)
@@ -134,4 +136,5 @@ def write_report(
             client.delete_tag(parent_run_id, stale)  # a claim this sweep's runs no longer test
         for key, verdict in tags.items():
             client.set_tag(parent_run_id, key, verdict)
+        describe_sweep(client, sweep, claims, f"{ARTIFACT_DIR}/{md.with_suffix('.html').name}")
     return md

@@ -263,3 +263,8 @@ def collect_sweep(client: MlflowClient, parent_run_id: str) -> SweepData:
     runs.sort(key=lambda r: (activation_rank(r.activation), r.depth or 0, r.name))
     experiment = client.get_experiment(exp_id)
     return SweepData(parent_run_id, sweep_id, experiment.name if experiment else exp_id, tags, runs)
+
+
+def collect_run(client: MlflowClient, run_id: str) -> RunData:
+    """Return one run with the metric histories the report reads (e.g. for the run's own description)."""
+    return _run_data(client, client.get_run(run_id))
