@@ -7,6 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+from mlflow.tracking import MlflowClient
+
 from actstudy import tracking
 from actstudy.layer_figure import FINAL_FIGURE, LayerFigures, draw, read_layer_series
 from actstudy.report.claims import Claim
@@ -22,8 +25,13 @@ def children(sweep: Sweep) -> list:
     return [r for r in sweep.runs() if "mlflow.parentRunId" in r.data.tags]
 
 
-def test_the_experiment_is_model_training_new_or_earlier_unless_someone_chose_its_kind(tmp_path: Path):
-    client = tracking.open_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> MlflowClient:
+    """A client on a new store, shared by this module's store-level tests (creating one takes seconds)."""
+    return tracking.open_client(f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}")
+
+
+def test_the_experiment_is_model_training_new_or_earlier_unless_someone_chose_its_kind(client: MlflowClient):
     earlier = {  # experiment: (its kind tag before actstudy uses it, after)
         "made-by-an-earlier-version": (None, "custom_model_development"),
         "kind-guessed-by-the-ui": ("no_inferred_type", "custom_model_development"),
@@ -107,9 +115,10 @@ def test_a_long_parent_description_is_cut_to_the_tag_limit_saying_what_the_repor
         assert shown == 60 if limit == 8000 else f"{60 - shown} more claim(s) in the report." in cut
 
 
-def test_a_resumed_runs_figure_is_drawn_from_the_whole_history_in_the_store(tmp_path: Path):
-    client = tracking.open_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    run_id = client.create_run(tracking.experiment_id(client, "actstudy")).info.run_id
+def test_a_resumed_runs_figure_is_drawn_from_the_whole_history_in_the_store(
+    client: MlflowClient, tmp_path: Path
+):
+    run_id = client.create_run(tracking.experiment_id(client, "resumed")).info.run_id
     for step in range(0, 12, 2):  # what the first process logged before it was interrupted
         client.log_batch(run_id, tracking.metric_points(_layer_metrics(step), step))
     figures = LayerFigures(client, run_id, "resumed")  # the resumed process: it has logged nothing itself
