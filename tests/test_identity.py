@@ -103,19 +103,46 @@ def test_an_unfinished_run_in_another_store_is_left_alone_and_the_job_starts_a_r
     assert [r.info.status for r in _runs(second_uri)] == ["FINISHED"]
 
 
+# Holds the first command at its second training step until the test creates the file RELEASE names, so
+# the second command always meets a running job however fast the first one trains.
+_GATE = """
+import os, time
+if "RELEASE" in os.environ:
+    from actstudy import module
+
+    original_step = module.ClassifierModule.training_step
+
+    def training_step(self, batch, idx):
+        deadline = time.monotonic() + 120
+        while self.global_step == 1 and not os.path.exists(os.environ["RELEASE"]):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return original_step(self, batch, idx)
+
+    module.ClassifierModule.training_step = training_step
+"""
+
+
 def test_a_second_identical_command_stops_at_once_naming_the_first(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    longer = [*TINY, "data.train_size=2048", "trainer.max_epochs=3"]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    (tmp_path / "gate").mkdir()
+    (tmp_path / "gate" / "sitecustomize.py").write_text(_GATE)
+    release = tmp_path / "release"
+    pythonpath = os.pathsep.join([str(tmp_path / "gate"), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": pythonpath, "RELEASE": str(release)}
     first = subprocess.Popen(
-        [sys.executable, "-m", "actstudy.train", *longer], cwd=tmp_path, env=env,
+        [sys.executable, "-m", "actstudy.train", *TINY], cwd=tmp_path, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "outputs").glob("*/.actstudy.lock")) or not _lock_holder(tmp_path):
-        assert first.poll() is None and time.monotonic() < deadline, "the first command never took its folder"
-        time.sleep(0.05)
-    second = run_cli("actstudy.train", longer, cwd=tmp_path, uri=uri, timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "outputs").glob("*/.actstudy.lock")) or not _lock_holder(tmp_path):
+            assert first.poll() is None and time.monotonic() < deadline, "the first never took its folder"
+            time.sleep(0.05)
+        second = run_cli("actstudy.train", TINY, cwd=tmp_path, uri=uri, timeout=60)
+    finally:
+        release.touch()
     assert second.returncode == 2
     assert second.stderr.strip().endswith(f"is already running (pid {first.pid} on {os.uname().nodename}); "
                                           "wait for it or stop it first")  # fmt: skip
