@@ -7,6 +7,7 @@ nothing recorded before the last checkpoint.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import torch
 
 from actstudy import metric_names
 from actstudy.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms
+
+log = logging.getLogger("actstudy")
 
 
 class HistogramHistory:
@@ -75,6 +78,7 @@ class HistogramArtifact(L.Callback):
 
     def __init__(self, history: HistogramHistory, folder: Path):
         self.history, self.folder = history, folder
+        self._written_through: int | None = None  # newest step already written (best and last both save)
 
     @property
     def path(self) -> Path:
@@ -96,8 +100,15 @@ class HistogramArtifact(L.Callback):
     def _write(self, trainer: L.Trainer) -> None:
         if not trainer.is_global_zero or not self.history.steps:
             return
+        if self._written_through == self.history.steps[-1]:
+            return
         self.history.to_histograms().write(self.path)
+        self._written_through = self.history.steps[-1]
         for logger in trainer.loggers:
             log_artifact = getattr(logger, "log_artifact", None)
             if callable(log_artifact):
-                log_artifact(self.path, ARTIFACT_DIR)
+                try:
+                    log_artifact(self.path, ARTIFACT_DIR)
+                except Exception as exc:  # the file stays beside the checkpoints; the next write resends it
+                    self._written_through = None
+                    log.warning("uploading %s failed (training goes on): %s", FILE_NAME, exc)

@@ -128,7 +128,7 @@ class TrackedJob:
             logged = tracking.last_logged_steps(client, self.run_id)
             tracking.retry(lambda: client.update_run(self.run_id, status="RUNNING"))
             tracking.delete_tags(client, self.run_id, [outcomes.OUTCOME, outcomes.ERROR])
-            last = max(logged.values(), default=-1)
+            last = max((s for k, s in logged.items() if not k.startswith("system/")), default=-1)
             log.info("resuming run %s from %s (logged through step %d)", self.run_id, start.resume_from, last)
         else:
             if start.previous is not None and start.previous.outcome is None:  # died; cannot continue

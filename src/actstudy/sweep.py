@@ -232,10 +232,13 @@ class SweepCallback(Callback):
             outcomes.FAILED if failed else outcomes.COMPLETED,
             f"{len(failed)} job(s) failed" if failed else None,
         )
-        experiment = tracking.retry(lambda: client.get_run(info.parent_run_id)).info.experiment_id
-        page = tracking.ui_link(info.tracking_uri, experiment, info.parent_run_id)
         print(f"actstudy: sweep {info.sweep_id} finished: {summary}", file=sys.stderr)
-        print(f"actstudy: the sweep in the MLflow UI: {page}", file=sys.stderr)
+        try:
+            experiment = tracking.retry(lambda: client.get_run(info.parent_run_id)).info.experiment_id
+            page = tracking.ui_link(info.tracking_uri, experiment, info.parent_run_id)
+            print(f"actstudy: the sweep in the MLflow UI: {page}", file=sys.stderr)
+        except Exception as exc:  # only a link: the summary and the exit code matter more
+            log.warning("no MLflow UI link for the sweep: %s", exc)
         if failed:
             for s in failed:
                 print(f"actstudy: failed job {s.run_name}: {s.outcome}: {s.error}", file=sys.stderr)

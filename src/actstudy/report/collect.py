@@ -190,7 +190,7 @@ def find_parent_run_id(client: MlflowClient, experiment_id: str, sweep: str | No
     raise ReportError(f"sweep {sweep!r} not found (no parent run with that actstudy.sweep_id or run id)")
 
 
-def _run_data(client: MlflowClient, run: Run) -> RunData:
+def _run_data(client: MlflowClient, run: Run, histograms: bool = True) -> RunData:
     info, tags = run.info, dict(run.data.tags)
     metrics = {}
     for key in sorted(run.data.metrics):
@@ -208,7 +208,7 @@ def _run_data(client: MlflowClient, run: Run) -> RunData:
         outcome=tags.get(outcomes.OUTCOME) or guess.get(status, status.lower() or "unknown"),
         wall_time_s=(info.end_time - info.start_time) / 1000.0 if ended else None,
         metrics=metrics,
-        histograms=_histograms(client, info.run_id),
+        histograms=_histograms(client, info.run_id) if histograms else None,
     )
 
 
@@ -266,5 +266,6 @@ def collect_sweep(client: MlflowClient, parent_run_id: str) -> SweepData:
 
 
 def collect_run(client: MlflowClient, run_id: str) -> RunData:
-    """Return one run with the metric histories the report reads (e.g. for the run's own description)."""
-    return _run_data(client, client.get_run(run_id))
+    """Return one run with the metric histories the report reads, without its histogram artifact (e.g. for
+    the run's own description, which does not show them)."""
+    return _run_data(client, client.get_run(run_id), histograms=False)

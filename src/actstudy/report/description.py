@@ -11,6 +11,9 @@ import re
 from urllib.parse import urlencode
 
 from mlflow.tracking import MlflowClient
+
+# Not in MLflow's documented API, but where MLflow itself defines the description tag and the tag length
+# its stores enforce: importing them keeps actstudy in step with the installed version.
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
