@@ -141,3 +141,41 @@ def test_the_last_logged_steps_come_from_one_store_call(tmp_path):
     counting = CountingClient(client)
     assert tracking.last_logged_steps(counting, run_id) == {"a": 7, "b": 0, "c": 3}
     assert counting.calls == ["get_run"]
+
+
+def _schema(db: Path) -> tuple[list, list]:
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        tables = con.execute(query).fetchall()
+        version = con.execute("SELECT version_num FROM alembic_version").fetchall()
+    con.close()
+    return tables, version
+
+
+def test_a_new_store_is_a_copy_of_mlflows_own_empty_one(cache_home, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from actstudy import store_template
+
+    own = tmp_path / "own.db"
+    MlflowClient(tracking_uri=f"sqlite:///{own}").search_experiments(max_results=1)  # MLflow migrates it
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    copied = tmp_path / "copied.db"
+    client = tracking.open_client(f"sqlite:///{copied}")
+    assert store_template.template_path().is_file()  # made once, in the user's cache
+    assert _schema(copied) == _schema(own)
+    default = client.get_experiment("0")  # where MLflow would have put it for this process
+    assert default.artifact_location == str(work / "mlruns" / "0")
+    run = client.create_run(tracking.experiment_id(client, "actstudy"))
+    client.log_metric(run.info.run_id, "m", 1.0, step=2)
+    assert tracking.last_logged_steps(client, run.info.run_id) == {"m": 2}
+
+    store_template.template_path().write_bytes(b"damaged")  # e.g. a disk that filled up
+    again = tmp_path / "again.db"
+    tracking.open_client(f"sqlite:///{again}")
+    assert _schema(again) == _schema(own)
+    assert store_template.template_path().read_bytes()[:16] == store_template.SQLITE_HEADER

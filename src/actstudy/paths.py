@@ -21,3 +21,9 @@ def default_data_root() -> Path:
     """Return the dataset folder: `ACTSTUDY_DATA` if set, else `data/` at the project root."""
     env = os.environ.get("ACTSTUDY_DATA")
     return Path(env) if env else PROJECT_ROOT / "data"
+
+
+def user_cache_dir() -> Path:
+    """Return actstudy's folder in the user's cache: `$XDG_CACHE_HOME/actstudy` (default `~/.cache/`)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "actstudy"

@@ -27,7 +27,7 @@ import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from actstudy import outcomes
+from actstudy import outcomes, store_template
 from actstudy.errors import TrackingUnavailable
 from actstudy.paths import PROJECT_ROOT, default_tracking_uri
 
@@ -237,6 +237,9 @@ def open_client(uri: str) -> MlflowClient:
             _opened.pop(uri, None)  # removed since (a test's fresh store): create it again
     if uri not in _opened:
         with _store_lock(uri):
+            db = sqlite_path(uri)
+            if db is not None and not db.exists():
+                store_template.create_store(db)
             client = MlflowClient(tracking_uri=uri)
             client.search_experiments(max_results=1)  # creates and migrates a new SQLite store
         _opened[uri] = client

@@ -21,14 +21,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from actstudy.paths import user_cache_dir
+
 log = logging.getLogger("actstudy")
 _in_process: dict[str, tuple[Tensor, ...]] = {}  # the latest parameters only: a sweep uses one data config
 
 
 def cache_dir() -> Path:
     """Return the folder of the on-disk cache of generated datasets."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "actstudy" / "generated"
+    return user_cache_dir() / "generated"
 
 
 def _content_digest(tensors: tuple[Tensor, ...]) -> str:
