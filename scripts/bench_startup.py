@@ -12,9 +12,12 @@ with this one, side by side in one run), with that tree first on PYTHONPATH, the
     first training step to its last metric point (validation and test included);
   - report: `python -m actstudy.report` on a 9-job sweep (sigmoid, tanh, relu x depth 2, 4, 8; made once
     per tree, tiny sizes).
+  - with `--quickstart`, once per tree: the README's quick start (`-m activation=sigmoid,tanh,relu
+    depth=2,4,8 data=shapes`, full size, a new store and an empty cache): its wall time and its overhead
+    share (minutes).
 The load average is printed: the machine may be shared, which is why medians are taken.
 
-    python scripts/bench_startup.py [--src /path/to/base/src --src src] [--repeats 3]
+    python scripts/bench_startup.py [--src /path/to/base/src --src src] [--repeats 3] [--quickstart]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ REPORT_SWEEP = [
     "activation=sigmoid,tanh,relu", "depth=2,4,8", "data=shapes", "data.train_size=64", "data.val_size=32",
     "data.test_size=32", "trainer.max_epochs=1", "trainer.progress=none",
 ]  # fmt: skip
+QUICK_START = ["activation=sigmoid,tanh,relu", "depth=2,4,8", "data=shapes", "trainer.progress=none"]
 STEP0 = "grad/first_to_last"  # one of the monitor's points, logged at step 0
 
 
@@ -66,6 +70,25 @@ def job_times(db: Path) -> list[tuple[float, float, float]]:
     return [(first / 1000, last / 1000, end / 1000) for _, _, end, first, last in rows]
 
 
+def overhead_share(wall: float, jobs: list[tuple[float, float, float]]) -> float:
+    """Return the percentage of `wall` seconds not spent in the jobs' fit (first step to last point)."""
+    return 100 * (wall - sum(last - first for first, last, _ in jobs)) / wall
+
+
+def quick_start(src: Path, work: Path) -> dict[str, float]:
+    """Return the README quick start's wall time [min] and overhead share [%], from nothing cached."""
+    folder = work / f"{src.parent.name}-quickstart"
+    env = {"XDG_CACHE_HOME": str(folder / "cache")}
+    uri = f"tracking.uri=sqlite:///{folder / 'mlflow.db'}"
+    _, wall = run(
+        src, ["-m", "actstudy.train", "-m", *QUICK_START, uri, f"hydra.sweep.dir={folder}"], work, env
+    )
+    return {
+        "quick start: wall time [min]": wall / 60,
+        "quick start: overhead share [%]": overhead_share(wall, job_times(folder / "mlflow.db")),
+    }
+
+
 def measure(src: Path, repeats: int, work: Path) -> dict[str, float]:
     """Return the medians of every measurement for one source tree."""
     samples: dict[str, list[float]] = {}
@@ -90,10 +113,7 @@ def measure(src: Path, repeats: int, work: Path) -> dict[str, float]:
         jobs = job_times(folder / "sweep" / "mlflow.db")
         gaps = [nxt[0] - prev[2] for prev, nxt in zip(jobs, jobs[1:], strict=False)]
         add("sweep of 3: gap between jobs [s]", statistics.median(gaps))
-        add(
-            "sweep of 3: overhead share [%]",
-            100 * (wall - sum(last - first for first, last, _ in jobs)) / wall,
-        )
+        add("sweep of 3: overhead share [%]", overhead_share(wall, jobs))
     report_dir = work / f"{src.parent.name}-report"
     uri = f"sqlite:///{report_dir / 'mlflow.db'}"
     sweep = [
@@ -115,12 +135,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--src", type=Path, action="append", help="a source tree (repeat to compare)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quickstart", action="store_true", help="also time the README's quick start, once")
     args = p.parse_args()
     trees = [s.resolve() for s in (args.src or [ROOT / "src"])]
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         results = []
         for src in trees:
             results.append(measure(src, args.repeats, Path(tmp)))
+            if args.quickstart:
+                results[-1].update(quick_start(src, Path(tmp)))
             print(f"{src}: {results[-1]} (load average {os.getloadavg()})", flush=True)
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}; medians of {args.repeats}")
     header = f"{'':36}" + "".join(f"{str(src.parent)[-22:]:>24}" for src in trees)

@@ -459,3 +459,99 @@ def test_activations_come_from_the_config_files(tmp_path: Path, monkeypatch: pyt
         _read_png(plot.activation_figure(["hardtanh", "unknown"], tmp_path / "activations.png").path)
     finally:
         plot._module_configs.cache_clear()
+
+
+def _texts(fig) -> list[tuple[object, object]]:
+    """Return (axes or None, visible non-empty text) of every label, title and tick label of `fig`."""
+    found = [(None, t) for t in fig.texts]
+    for ax in fig.axes:
+        found += [(ax, t) for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+        for axis, coordinate in ((ax.xaxis, 0), (ax.yaxis, 1)):
+            low, high = sorted(axis.get_view_interval())
+            span = abs(high - low) * 1e-9
+            found += [  # labels of ticks outside the axis's limits are not drawn
+                (ax, t)
+                for t in axis.get_ticklabels()
+                if low - span <= t.get_position()[coordinate] <= high + span
+            ]
+    return [(ax, t) for ax, t in found if t.get_visible() and t.get_text()]
+
+
+def assert_layout_fits(fig, name: str) -> None:
+    """Every text of `fig` lies inside the figure, off every other panel, and overlaps no text of another
+    panel (fixed margins, `actstudy.figure_grid`, must leave room for what the figures write)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)  # tick labels are placed on draw
+    bounds = fig.bbox.padded(1)
+    boxes = [(ax, t, t.get_window_extent(renderer).padded(-1)) for ax, t in _texts(fig)]
+    boxes += [(None, legend.get_title(), legend.get_window_extent(renderer)) for legend in fig.legends]
+    panels = [ax for ax in fig.axes if ax.axison]
+    for ax, text, box in boxes:
+        assert bounds.containsx(box.x0) and bounds.containsx(box.x1), f"{name}: {text.get_text()!r} cut off"
+        assert bounds.containsy(box.y0) and bounds.containsy(box.y1), f"{name}: {text.get_text()!r} cut off"
+        for other in panels:
+            if other is not ax and ax is not None:
+                assert not box.overlaps(other.get_window_extent(renderer)), (
+                    f"{name}: {text.get_text()!r} lies over another panel"
+                )
+    for i, (ax, text, box) in enumerate(boxes):
+        for ax2, text2, box2 in boxes[i + 1 :]:
+            if ax is not ax2:
+                assert not box.overlaps(box2), f"{name}: {text.get_text()!r} over {text2.get_text()!r}"
+
+
+def test_figures_have_room_for_their_labels(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report's figures (3 activations, depths 2 and 4, a second seed) and the run's
+    per-layer figure keep every label inside the figure and apart from the other panels."""
+    import actstudy.report.activation_plot as activation_plot
+    import actstudy.report.figures as figures
+    from actstudy import layer_figure
+
+    drawn = []
+    keep = figures.save
+
+    def save(fig, path: Path) -> Path:
+        drawn.append((path.name, fig))
+        return keep(fig, path)
+
+    monkeypatch.setattr(figures, "save", save)
+    monkeypatch.setattr(activation_plot, "save", save)
+    figures.metric_figures(collect_sweep(store.client, store.parent), tmp_path)
+    activation_plot.activation_figure(["sigmoid", "tanh", "relu", "gelu"], tmp_path / "activations.png")
+    assert sorted(name for name, _ in drawn) == sorted(FIGURES)
+    for name, fig in drawn:
+        assert_layout_fits(fig, name)
+
+    series = {
+        family: {n: [(s, 10.0 ** -(9 - n) * (1 + s / 100)) for s in range(0, 3000, 50)] for n in range(1, 9)}
+        for family, _, _ in layer_figure.PANELS
+    }
+    figure_of = {}
+    import matplotlib.figure  # draw() imports Figure from it when called
+
+    class Kept(matplotlib.figure.Figure):
+        def savefig(self, *args, **kwargs) -> None:
+            figure_of["layers"] = self
+            super().savefig(*args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure, "Figure", Kept)
+    layer_figure.draw(series, "relu-d8-s0: per-layer statistics through step 2950", tmp_path / "layers.png")
+    assert_layout_fits(figure_of["layers"], "layers.png")
+
+
+def test_report_command_draws_every_figure(store: Store, tmp_path: Path) -> None:
+    """`python -m actstudy.report` (no torch in its process: the activation figure is drawn by a spawned
+    one) writes the report with every figure."""
+    out = tmp_path / "report"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    cmd = [sys.executable, "-m", "actstudy.report", "--tracking-uri", store.uri, "--experiment"]
+    cmd += [store.experiment, "--out", str(out), "--no-log-artifacts"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(out / "report.md")
+    for name in FIGURES:
+        _read_png(out / name)

@@ -63,8 +63,13 @@ def draw(series: dict[str, dict[int, Series]], title: str, path: Path) -> Path:
     from matplotlib import colormaps
     from matplotlib.figure import Figure  # no pyplot: safe off the main thread
 
-    fig = Figure(figsize=(7, 2.6 * len(PANELS)), dpi=90, layout="constrained")
-    axes = fig.subplots(len(PANELS), 1, sharex=True)
+    from actstudy.figure_grid import Margins, axes_grid, figure_title, log_y
+
+    fig = Figure(figsize=(7, 2.6 * len(PANELS)), dpi=90)
+    # the right margin holds the layers' legend (up to ~12 entries of "lNN")
+    axes = axes_grid(
+        fig, len(PANELS), 1, Margins(left=0.8, right=0.85, top=0.6, bottom=0.5, hgap=0.4), sharex=True
+    )[:, 0]
     for ax, (family, label, log_scale) in zip(axes, PANELS, strict=True):
         layers = series.get(family, {})
         for i, (layer, points) in enumerate(sorted(layers.items())):
@@ -74,7 +79,7 @@ def draw(series: dict[str, dict[int, Series]], title: str, path: Path) -> Path:
                 steps, values = zip(*finite, strict=True)
                 ax.plot(steps, values, color=color, lw=1.4, label=mn.layer_suffix(layer))
         if log_scale and ax.has_data():
-            ax.set_yscale("log")
+            log_y(ax)
         ax.set_title(f"{label} ({family}/lNN)", fontsize=10)
         ax.grid(alpha=0.3)
         if not layers:
@@ -82,8 +87,8 @@ def draw(series: dict[str, dict[int, Series]], title: str, path: Path) -> Path:
     axes[-1].set_xlabel("step")
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside right center", title="layer", fontsize=8)
-    fig.suptitle(title, fontsize=11)
+        fig.legend(handles, labels, loc="center right", title="layer", fontsize=8)
+    figure_title(fig, title, fontsize=11)
     fig.savefig(path)
     return path
 

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
+from actstudy.figure_grid import Margins, axes_grid, figure_title
 from actstudy.paths import CONF_DIR
 from actstudy.report.figures import save
 from actstudy.report.render import FigureFile
@@ -61,8 +62,8 @@ def activation_figure(names: list[str], path: Path) -> FigureFile:
         raise ValueError(
             f"no known activation among {sorted(names)}; known: {', '.join(known_activations())}"
         )
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    ax_f, ax_d = fig.subplots(1, 2, sharex=True)
+    fig = Figure(figsize=(11, 4.2))
+    ((ax_f, ax_d),) = axes_grid(fig, 1, 2, Margins(left=0.6, wgap=0.55, bottom=0.55), sharex=True)
     for name in known:
         x, y, dy = function_and_derivative(name)
         color = activation_color(name)
@@ -79,7 +80,7 @@ def activation_figure(names: list[str], path: Path) -> FigureFile:
         ax.legend(fontsize=9, loc="upper left")
     ax_d.axhline(1, color="grey", lw=0.8, ls=":")
     ax_d.axhline(0.25, color="grey", lw=0.8, ls=":")
-    fig.suptitle("Activation functions and their derivatives on [-6, 6]", fontsize=12)
+    figure_title(fig, "Activation functions and their derivatives on [-6, 6]", fontsize=12)
     return FigureFile(
         save(fig, path),
         "Activation functions",

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from actstudy.figure_grid import Margins, axes_grid, figure_title, log_y, right_margin_axes
 from actstudy.metric_names import (
     ACT_DEAD,
     ACT_DERIV_MEAN,
@@ -35,6 +36,7 @@ from actstudy.report.tables import setting_columns
 DPI = 110
 MAX_PANEL_COLS = 6  # small multiples wrap after this many runs per row
 LAYER_AXIS = "layer (1 = input side)"
+COLORBAR_ROOM = 1.0  # inches right of the panels: the layer colorbar, its ticks and label
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -98,8 +100,9 @@ def _panel_grid(
     acts = activation_order(r.activation for r in runs)
     style = SeriesStyle(runs)
     xmax = max([1] + [x for r in runs for _, getter in rows for x in getter(r)])
-    fig = Figure(figsize=(max(4.2, 3.6 * len(acts)), 3.2 * len(rows) + 0.6), layout="constrained")
-    axes = fig.subplots(len(rows), len(acts), sharex=True, sharey=True, squeeze=False)
+    fig = Figure(figsize=(max(4.2, 3.6 * len(acts)), 3.2 * len(rows) + 0.6))
+    margins = Margins(left=0.9, top=0.7, hgap=0.25, wgap=0.25)  # inner tick labels are shared: hidden
+    axes = axes_grid(fig, len(rows), len(acts), margins, sharex=True, sharey=True)
     for j, act in enumerate(acts):
         handles: dict[int, tuple[Line2D, str]] = {}  # one legend entry per series
         for i, (row_label, getter) in enumerate(rows):
@@ -111,9 +114,8 @@ def _panel_grid(
                 (line,) = ax.plot(*zip(*points, strict=True), markersize=5, lw=1.8, **style.kwargs(run))
                 handles.setdefault(style.rank(run), (line, style.label(run)))
             if log:
-                ax.set_yscale("log")
-                ax.grid(True, which="minor", alpha=0.1)
-            ax.grid(True, which="major", alpha=0.35)
+                log_y(ax)
+            ax.grid(True, alpha=0.35)
             ax.set_xlim(0.6, xmax + 0.4)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if i == 0:
@@ -127,7 +129,7 @@ def _panel_grid(
             axes[0][j].legend(lines, labels, fontsize=8, loc="best")
     if ylim:
         axes[0][0].set_ylim(*ylim)  # shared by every panel
-    fig.suptitle(suptitle, fontsize=12)
+    figure_title(fig, suptitle, fontsize=12)
     return FigureFile(save(fig, path), title, caption)
 
 
@@ -182,8 +184,10 @@ def _layers_over_steps(
     ncols = max(len(row) for row in grid)
     max_layer = max(max(r.layers(family)) for r in runs)
     cmap = matplotlib.colormaps["viridis"].resampled(max_layer)
-    fig = Figure(figsize=(max(2.9 * ncols + 1.2, 7.0), 2.4 * len(grid) + 0.8), layout="constrained")
-    axes = fig.subplots(len(grid), ncols, sharey=sharey, squeeze=False)
+    fig = Figure(figsize=(max(2.9 * ncols + 1.2, 7.0), 2.4 * len(grid) + 0.8))
+    # each panel has a title and its own step axis; unshared y tick labels need room between columns
+    margins = Margins(left=0.8, right=COLORBAR_ROOM, top=0.7, bottom=0.5, wgap=0.25 if sharey else 0.55)
+    axes = axes_grid(fig, len(grid), ncols, margins, sharey=sharey)
     for i, row in enumerate(grid):
         for ax in axes[i][len(row) :]:
             ax.set_axis_off()
@@ -192,7 +196,7 @@ def _layers_over_steps(
             for layer in run.layers(family):
                 draw(ax, run, layer, cmap(layer - 1))
             if log:
-                ax.set_yscale("log")
+                log_y(ax)
             ax.grid(True, alpha=0.3)
             ax.set_title(run.name, color=activation_color(run.activation), fontsize=9, fontweight="bold")
             ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
@@ -201,11 +205,9 @@ def _layers_over_steps(
                 ax.set_xlabel("step", fontsize=9)
         axes[i][0].set_ylabel(ylabel, fontsize=9)
     norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)  # one colour per layer
-    cbar = fig.colorbar(
-        ScalarMappable(norm, cmap), ax=axes, shrink=0.8, aspect=30, pad=0.01, label=LAYER_AXIS
-    )
+    cbar = fig.colorbar(ScalarMappable(norm, cmap), cax=right_margin_axes(fig, margins), label=LAYER_AXIS)
     cbar.set_ticks(range(1, max_layer + 1))
-    fig.suptitle(suptitle, fontsize=12)
+    figure_title(fig, suptitle, fontsize=12)
     return FigureFile(save(fig, path), title, caption)
 
 
@@ -323,8 +325,10 @@ def gradient_histograms(runs: list[RunData], path: Path) -> FigureFile | None:
     for run in sorted(with_histograms, key=lambda r: (activation_rank(r.activation), style.rank(r), r.name)):
         chosen.setdefault((run.activation, style.key(run)), run)
     rows = list(chosen.values())
-    fig = Figure(figsize=(10, 2.4 * len(rows) + 0.9), layout="constrained")
-    axes = fig.subplots(len(rows), 2, sharex=True, squeeze=False)
+    fig = Figure(figsize=(10, 2.4 * len(rows) + 0.9))
+    # x tick labels (rotated) only under the last row; every panel has a title and its own y tick labels
+    margins = Margins(left=0.8, right=COLORBAR_ROOM, top=0.7, bottom=0.95, wgap=0.55, hgap=0.35)
+    axes = axes_grid(fig, len(rows), 2, margins, sharex=True)
     max_layer = max(len(r.histograms.layers) for r in rows)
     cmap = matplotlib.colormaps["viridis"].resampled(max_layer)
     # x: the bins' positions (equal widths in log10|g| on each side of the middle bin), labelled by value
@@ -343,8 +347,6 @@ def gradient_histograms(runs: list[RunData], path: Path) -> FigureFile | None:
                 counts = h.gradient_counts[index, layer]
                 if counts.sum() > 0:
                     ax.stairs(counts / counts.sum(), np.arange(len(edges)), color=cmap(layer), lw=1.3)
-            ax.set_xticks(ticks, labels, rotation=45)
-            ax.set_xlim(*xlim)
             ax.grid(True, alpha=0.3)
             ax.tick_params(labelsize=8)
             ax.set_title(
@@ -357,12 +359,13 @@ def gradient_histograms(runs: list[RunData], path: Path) -> FigureFile | None:
                 ax.set_ylabel("fraction of values", fontsize=9)
             if i == len(rows) - 1:
                 ax.set_xlabel("d loss / d layer output (log scale on each side of 0)", fontsize=9)
+                ax.tick_params(axis="x", labelrotation=45)
+    axes[0][0].set_xticks(ticks, labels)  # the x axis is shared: its ticks and limits are set once
+    axes[0][0].set_xlim(*xlim)
     norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)
-    cbar = fig.colorbar(
-        ScalarMappable(norm, cmap), ax=axes, shrink=0.8, aspect=30, pad=0.01, label=LAYER_AXIS
-    )
+    cbar = fig.colorbar(ScalarMappable(norm, cmap), cax=right_margin_axes(fig, margins), label=LAYER_AXIS)
     cbar.set_ticks(range(1, max_layer + 1))
-    fig.suptitle("Back-propagated gradients per layer: first and last monitored step", fontsize=12)
+    figure_title(fig, "Back-propagated gradients per layer: first and last monitored step", fontsize=12)
     return FigureFile(
         save(fig, path),
         "Back-propagated gradient histograms",
