@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -27,3 +28,15 @@ def user_cache_dir() -> Path:
     """Return actstudy's folder in the user's cache: `$XDG_CACHE_HOME/actstudy` (default `~/.cache/`)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "actstudy"
+
+
+def writable_problem(folder: Path) -> str | None:
+    """Return why files cannot be created in `folder` (e.g. 'Read-only file system'), or None if they can.
+
+    Tried for real: permission bits say nothing to root, and a read-only mount refuses even root.
+    """
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".actstudy-probe-"):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)

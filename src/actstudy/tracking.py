@@ -14,7 +14,6 @@ import os
 import re
 import sqlite3
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy import outcomes, store_template
 from actstudy.errors import TrackingUnavailable
-from actstudy.paths import PROJECT_ROOT, default_tracking_uri
+from actstudy.paths import PROJECT_ROOT, default_tracking_uri, writable_problem
 
 T = TypeVar("T")
 log = logging.getLogger("actstudy")
@@ -88,18 +87,6 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             raise TrackingUnavailable(
                 f"{db} is not an SQLite database; point tracking.uri at another file or move this one away"
             )
-
-
-def writable_problem(folder: Path) -> str | None:
-    """Return why files cannot be created in `folder` (e.g. 'Read-only file system'), or None if they can.
-
-    Tried for real: permission bits say nothing to root, and a read-only mount refuses even root.
-    """
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".actstudy-probe-"):
-            return None
-    except OSError as exc:
-        return exc.strerror or str(exc)
 
 
 _server_wait_s: float | None = None  # set by `wait_for_server_up_to`; None: MLflow's own HTTP retries only

@@ -19,10 +19,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from actstudy import distributed, identity, outcomes, overrides
+from actstudy import distributed, identity, lean_imports, outcomes, overrides
 from actstudy.config import ConfigError, JobSpec, parse_config, run_name
 from actstudy.errors import DatasetUnavailable, JobFailed, RunInterrupted, TrackingUnavailable
-from actstudy.paths import CONF_DIR
+from actstudy.paths import CONF_DIR, writable_problem
 from actstudy.run_state import RunState
 from actstudy.slurm import in_slurm_sweep_job
 from actstudy.sweep import SweepInfo, mark_sweep_interrupted
@@ -88,6 +88,7 @@ def main(cfg: DictConfig) -> float:
     output_dir = Path(hc.runtime.output_dir)
     world = None
     try:
+        lean_imports.import_training_stack()  # a job process of a launcher starts here, not in cli()
         spec = job_spec(cfg)
         world = distributed.world_of(spec.cfg)
         if not world.is_zero:  # a SLURM task of a multi-process job: it only trains, rank 0 records
@@ -125,12 +126,15 @@ def main(cfg: DictConfig) -> float:
         sys.exit(1)
 
 
+def passes_through(argv: list[str]) -> bool:
+    """Return whether the command only asks Hydra something (help, the config): no job runs."""
+    return any(a.split("=", 1)[0] in (*overrides.PASS_THROUGH, "-c", "--cfg") for a in argv)
+
+
 def output_problem(argv: list[str]) -> str | None:
     """Return why the job folders cannot be written where this command puts them, or None if they can."""
-    from actstudy.tracking import writable_problem
-
-    if any(a.split("=", 1)[0] in (*overrides.PASS_THROUGH, "-c", "--cfg") for a in argv):
-        return None  # not a training job: nothing is written
+    if passes_through(argv):
+        return None
     key = "hydra.sweep.dir=" if ("-m" in argv or "--multirun" in argv) else "hydra.run.dir="
     chosen = [a[len(key) :] for a in argv if a.startswith(key)]
     folder = Path(chosen[-1]).absolute() if chosen else Path.cwd()
@@ -151,6 +155,8 @@ def cli() -> None:
     if wrong is not None:
         print(f"actstudy: error: {wrong}", file=sys.stderr)
         sys.exit(2)
+    if not passes_through(sys.argv[1:]):
+        lean_imports.import_training_stack()  # before a sweep's checks and its store import any of it
     main()
 
 
