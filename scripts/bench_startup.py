@@ -3,6 +3,8 @@
 For each source tree given (`--src`, default this checkout's `src/`; give two to compare a base commit
 with this one, side by side in one run), with that tree first on PYTHONPATH, the median of `--repeats`:
   - floor: `python -c "import torch"`;
+  - the training stack: `import torch, lightning, torchmetrics, mlflow.tracking`, plainly and the way a
+    job imports it (`actstudy.lean_imports`, in trees that have it);
   - single run: `python -m actstudy.train data=shapes depth=2` (one epoch of a few batches, its own fresh
     SQLite store and a fresh data cache): seconds to its first training step (the timestamp of the
     monitor's step-0 point in the store, which is written right after the first backward) and to exit;
@@ -41,6 +43,8 @@ REPORT_SWEEP = [
     "data.test_size=32", "trainer.max_epochs=1", "trainer.progress=none",
 ]  # fmt: skip
 QUICK_START = ["activation=sigmoid,tanh,relu", "depth=2,4,8", "data=shapes", "trainer.progress=none"]
+STACK = ("torch", "lightning", "torchmetrics", "mlflow.tracking")  # what a job imports
+LEAN = "from actstudy import lean_imports; lean_imports.import_training_stack()"  # the same, lean
 STEP0 = "grad/first_to_last"  # one of the monitor's points, logged at step 0
 
 
@@ -96,8 +100,14 @@ def measure(src: Path, repeats: int, work: Path) -> dict[str, float]:
     def add(name: str, value: float) -> None:
         samples.setdefault(name, []).append(value)
 
+    lean = (src / "actstudy" / "lean_imports.py").exists()
     for i in range(repeats):
         add("import torch (floor) [s]", run(src, ["-c", "import torch"], work)[1])
+        add("import training stack [s]", run(src, ["-c", f"import {', '.join(STACK)}"], work)[1])
+        add(
+            "import training stack, lean [s]",
+            run(src, ["-c", LEAN], work)[1] if lean else float("nan"),
+        )
         folder = work / f"{src.parent.name}-{i}"
         cache = {"XDG_CACHE_HOME": str(folder / "cache")}  # a new user's first run: nothing cached
         uri = f"tracking.uri=sqlite:///{folder / 'single' / 'mlflow.db'}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -492,21 +493,21 @@ def assert_layout_fits(fig, name: str) -> None:
         assert bounds.containsx(box.x0) and bounds.containsx(box.x1), f"{name}: {text.get_text()!r} cut off"
         assert bounds.containsy(box.y0) and bounds.containsy(box.y1), f"{name}: {text.get_text()!r} cut off"
         for other in panels:
-            if other is not ax and ax is not None:
+            if other is not ax:
                 assert not box.overlaps(other.get_window_extent(renderer)), (
                     f"{name}: {text.get_text()!r} lies over another panel"
                 )
-    for i, (ax, text, box) in enumerate(boxes):
-        for ax2, text2, box2 in boxes[i + 1 :]:
-            if ax is not ax2:
-                assert not box.overlaps(box2), f"{name}: {text.get_text()!r} over {text2.get_text()!r}"
+    for i, (_, text, box) in enumerate(boxes):
+        for _, text2, box2 in boxes[i + 1 :]:
+            assert not box.overlaps(box2), f"{name}: {text.get_text()!r} over {text2.get_text()!r}"
 
 
 def test_figures_have_room_for_their_labels(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The report's figures (3 activations, depths 2 and 4, a second seed) and the run's
-    per-layer figure keep every label inside the figure and apart from the other panels."""
+    """The report's figures (3 activations, depths 2 and 4, a second seed; again with long run names, and
+    with one activation) and the run's per-layer figure keep every label inside the figure, off the other
+    panels and off each other."""
     import actstudy.report.activation_plot as activation_plot
     import actstudy.report.figures as figures
     from actstudy import layer_figure
@@ -520,9 +521,17 @@ def test_figures_have_room_for_their_labels(
 
     monkeypatch.setattr(figures, "save", save)
     monkeypatch.setattr(activation_plot, "save", save)
-    figures.metric_figures(collect_sweep(store.client, store.parent), tmp_path)
+    sweep = collect_sweep(store.client, store.parent)
+    figures.metric_figures(sweep, tmp_path)
     activation_plot.activation_figure(["sigmoid", "tanh", "relu", "gelu"], tmp_path / "activations.png")
     assert sorted(name for name, _ in drawn) == sorted(FIGURES)
+    # a sweep that varies more keys has longer run names; a sweep of one activation has narrower figures
+    long = "_optimizer.lr=0.001,model.width=128,model.init=xavier"
+    renamed = [dataclasses.replace(r, name=r.name + long) for r in sweep.runs]
+    figures.metric_figures(dataclasses.replace(sweep, runs=renamed), tmp_path / "long")
+    one = [r for r in sweep.runs if r.activation == "sigmoid"]
+    figures.metric_figures(dataclasses.replace(sweep, runs=one), tmp_path / "one")
+    assert len(drawn) == 3 * (len(FIGURES) - 1) + 1
     for name, fig in drawn:
         assert_layout_fits(fig, name)
 
@@ -539,7 +548,8 @@ def test_figures_have_room_for_their_labels(
             super().savefig(*args, **kwargs)
 
     monkeypatch.setattr(matplotlib.figure, "Figure", Kept)
-    layer_figure.draw(series, "relu-d8-s0: per-layer statistics through step 2950", tmp_path / "layers.png")
+    title = f"relu-d8-s0{long}: per-layer statistics through step 2950"
+    layer_figure.draw(series, title, tmp_path / "layers.png")
     assert_layout_fits(figure_of["layers"], "layers.png")
 
 

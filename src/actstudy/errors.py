@@ -1,7 +1,8 @@
 """Errors that mean "the user's input is wrong": each message is one line saying what and how to fix it.
 
-They live in this import-light module so that the command line can report bad input in a second,
-before torch, Lightning or MLflow are imported.
+They live in this import-light module so that the command line can report a bad override or output
+folder in a second, before torch, Lightning or MLflow are imported; a bad value in the composed config
+is found once the config's targets are imported, still before any data or run exists.
 """
 
 

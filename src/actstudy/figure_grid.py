@@ -8,12 +8,13 @@ the number of panels.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import LogLocator
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,42 @@ def right_margin_axes(
 
 def figure_title(fig: Figure, text: str, fontsize: float = 12, below_top: float = 0.12) -> None:
     """Write the figure's title `below_top` inches under its top edge (matplotlib's default is a fraction of
-    the height, which runs into the panels' titles on a tall figure)."""
-    fig.suptitle(text, fontsize=fontsize, y=1 - below_top / fig.get_size_inches()[1], va="top")
+    the height, which runs into the panels' titles on a tall figure); wrapped with `wrap` to the figure's
+    width, so the top margin needs `title_room` for it."""
+    width, height = fig.get_size_inches()
+    fig.suptitle(wrap(text, width - 0.3, fontsize), fontsize=fontsize, y=1 - below_top / height, va="top")
+
+
+def title_room(text: str, width: float, fontsize: float = 12) -> float:
+    """Return the inches the figure title `text` takes beyond its first line on a figure `width` wide."""
+    return (line_count([wrap(text, width - 0.3, fontsize)]) - 1) * fontsize * 1.25 / 72
 
 
 def log_y(ax: Axes) -> None:
-    """Put `ax`'s y axis on a log scale with ticks at decades only: the eight minor ticks per decade are
-    matplotlib objects too, and over the 10+ decades a gradient figure spans, creating them took half of
-    its drawing time."""
+    """Put `ax`'s y axis on a log scale with minor ticks at 2, 4 and 6 times each decade (labelled when the
+    axis spans less than a decade): matplotlib's eight per decade are objects too, and over the 10+
+    decades of a gradient figure creating them took half of its drawing time."""
     ax.set_yscale("log")
-    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 4.0, 6.0)))
+
+
+# Width of an average character, in ems, of matplotlib's default font (DejaVu Sans), bold a little wider.
+_CHAR_EM = {False: 0.6, True: 0.66}
+
+
+def wrap(text: str, width: float, fontsize: float, bold: bool = False) -> str:
+    """Return `text` broken into lines at most `width` inches wide at `fontsize` points, after spaces,
+    commas and underscores (run names are joined with them)."""
+    per_line = max(int(width * 72 / (fontsize * _CHAR_EM[bold])), 8)
+    pieces = re.findall(r"[^ ,_]+[ ,_]?|[ ,_]", text)
+    lines = [""]
+    for piece in pieces:
+        if lines[-1] and len(lines[-1]) + len(piece.rstrip()) > per_line:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def line_count(texts: list[str]) -> int:
+    """Return the largest number of lines among `texts` (1 for none)."""
+    return max([text.count("\n") + 1 for text in texts] or [1])

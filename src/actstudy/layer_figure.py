@@ -63,13 +63,12 @@ def draw(series: dict[str, dict[int, Series]], title: str, path: Path) -> Path:
     from matplotlib import colormaps
     from matplotlib.figure import Figure  # no pyplot: safe off the main thread
 
-    from actstudy.figure_grid import Margins, axes_grid, figure_title, log_y
+    from actstudy.figure_grid import Margins, axes_grid, figure_title, log_y, title_room
 
     fig = Figure(figsize=(7, 2.6 * len(PANELS)), dpi=90)
     # the right margin holds the layers' legend (up to ~12 entries of "lNN")
-    axes = axes_grid(
-        fig, len(PANELS), 1, Margins(left=0.8, right=0.85, top=0.6, bottom=0.5, hgap=0.4), sharex=True
-    )[:, 0]
+    margins = Margins(left=0.8, right=0.85, top=0.6 + title_room(title, 7, 11), bottom=0.5, hgap=0.4)
+    axes = axes_grid(fig, len(PANELS), 1, margins, sharex=True)[:, 0]
     for ax, (family, label, log_scale) in zip(axes, PANELS, strict=True):
         layers = series.get(family, {})
         for i, (layer, points) in enumerate(sorted(layers.items())):

@@ -57,6 +57,8 @@ def _first_values(overrides: list) -> list[str]:
     return singles
 
 
+# Commands that only ask Hydra something: no job runs.
+ASKS_HYDRA = ("-sc", "--shell-completion", "--info", "-h", "--help", "--hydra-help", "-c", "--cfg")
 # Commands that are not a training job, or that load options from elsewhere: left to Hydra.
 PASS_THROUGH = ("-sc", "--shell-completion", "-cd", "--config-dir", "-cp", "--config-path", "-cn",
                 "--config-name", "--info", "-h", "--help", "--hydra-help")  # fmt: skip

@@ -96,11 +96,11 @@ def main(cfg: DictConfig) -> float:
 
             run_worker(spec.cfg, spec.resolved, world)
             return math.nan
-        from actstudy import tracking  # an unreachable store fails here, before torch and Lightning load
+        from actstudy import tracking  # an unreachable store fails here, before any data or run
 
         tracking.check_reachable(tracking.resolve_uri(spec.cfg.tracking.uri))
         distributed.check_devices(spec.cfg, world)
-        from actstudy.runner import run_job  # torch, Lightning and MLflow load only for valid input
+        from actstudy.runner import run_job
 
         return run_job(spec, world, concurrent_jobs(hc) if multirun else 1)
     except USER_ERRORS as exc:
@@ -126,14 +126,14 @@ def main(cfg: DictConfig) -> float:
         sys.exit(1)
 
 
-def passes_through(argv: list[str]) -> bool:
+def asks_hydra_only(argv: list[str]) -> bool:
     """Return whether the command only asks Hydra something (help, the config): no job runs."""
-    return any(a.split("=", 1)[0] in (*overrides.PASS_THROUGH, "-c", "--cfg") for a in argv)
+    return any(a.split("=", 1)[0] in overrides.ASKS_HYDRA for a in argv)
 
 
 def output_problem(argv: list[str]) -> str | None:
     """Return why the job folders cannot be written where this command puts them, or None if they can."""
-    if passes_through(argv):
+    if asks_hydra_only(argv):
         return None
     key = "hydra.sweep.dir=" if ("-m" in argv or "--multirun" in argv) else "hydra.run.dir="
     chosen = [a[len(key) :] for a in argv if a.startswith(key)]
@@ -155,7 +155,7 @@ def cli() -> None:
     if wrong is not None:
         print(f"actstudy: error: {wrong}", file=sys.stderr)
         sys.exit(2)
-    if not passes_through(sys.argv[1:]):
+    if not asks_hydra_only(sys.argv[1:]):
         lean_imports.import_training_stack()  # before a sweep's checks and its store import any of it
     main()
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from actstudy import distributed, outcomes
+from actstudy import distributed, lean_imports, outcomes
 from actstudy.config import RunConfig, parse_config
 from actstudy.distributed import Rendezvous, World
 
@@ -59,6 +59,7 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format=f"[rank {os.environ.get('RANK')}] %(levelname)s %(message)s"
     )
+    lean_imports.import_training_stack()
     resolved = json.loads(os.environ[distributed.CONFIG_ENV])
     cfg = parse_config(resolved)
     return run_worker(cfg, resolved, distributed.world_of(cfg))

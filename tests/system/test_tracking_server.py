@@ -89,5 +89,5 @@ def test_unreachable_server_fails_fast_with_one_line(tmp_path, mode):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"actstudy: error: cannot reach the MLflow tracking server at {url}")
     assert "scripts/mlflow_server.sh" in lines[0]
-    assert elapsed < 30  # checked before torch/Lightning load and before any training (a few s when idle)
+    assert elapsed < 30  # checked before any data or training (a few s when idle: the imports)
     assert not (tmp_path / "multirun" / "sweep.json").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +16,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from actstudy.figure_grid import Margins, axes_grid, figure_title, log_y, right_margin_axes
+from actstudy.figure_grid import (
+    Margins,
+    axes_grid,
+    figure_title,
+    line_count,
+    log_y,
+    right_margin_axes,
+    title_room,
+    wrap,
+)
 from actstudy.metric_names import (
     ACT_DEAD,
     ACT_DERIV_MEAN,
@@ -37,6 +48,24 @@ DPI = 110
 MAX_PANEL_COLS = 6  # small multiples wrap after this many runs per row
 LAYER_AXIS = "layer (1 = input side)"
 COLORBAR_ROOM = 1.0  # inches right of the panels: the layer colorbar, its ticks and label
+PANEL_TITLE_PT = 9
+MAX_COLORBAR_TICKS = 12
+
+
+def _fit_titles(fig: Figure, titles: list[str], ncols: int, margins: Margins) -> tuple[list[str], Margins]:
+    """Return the panels' titles wrapped to a panel's width, and `margins` grown for their extra lines."""
+    width = fig.get_size_inches()[0]
+    panel = (width - margins.left - margins.right - (ncols - 1) * margins.wgap) / ncols
+    wrapped = [wrap(t, panel + 0.8 * margins.wgap, PANEL_TITLE_PT, bold=True) for t in titles]
+    extra = (line_count(wrapped) - 1) * PANEL_TITLE_PT * 1.25 / 72
+    return wrapped, dataclasses.replace(margins, top=margins.top + extra, hgap=margins.hgap + extra)
+
+
+def _layer_colorbar(fig: Figure, margins: Margins, cmap: matplotlib.colors.Colormap, max_layer: int) -> None:
+    """Draw the colorbar of the layers' colours (1 = input side) in the right margin."""
+    norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)  # one colour per layer
+    cbar = fig.colorbar(ScalarMappable(norm, cmap), cax=right_margin_axes(fig, margins), label=LAYER_AXIS)
+    cbar.set_ticks(range(1, max_layer + 1, math.ceil(max_layer / MAX_COLORBAR_TICKS)))
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -100,8 +129,10 @@ def _panel_grid(
     acts = activation_order(r.activation for r in runs)
     style = SeriesStyle(runs)
     xmax = max([1] + [x for r in runs for _, getter in rows for x in getter(r)])
-    fig = Figure(figsize=(max(4.2, 3.6 * len(acts)), 3.2 * len(rows) + 0.6))
-    margins = Margins(left=0.9, top=0.7, hgap=0.25, wgap=0.25)  # inner tick labels are shared: hidden
+    width = max(4.2, 3.6 * len(acts))
+    fig = Figure(figsize=(width, 3.2 * len(rows) + 0.6))
+    # inner tick labels are shared: hidden
+    margins = Margins(left=0.9, top=0.7 + title_room(suptitle, width), hgap=0.25, wgap=0.25)
     axes = axes_grid(fig, len(rows), len(acts), margins, sharex=True, sharey=True)
     for j, act in enumerate(acts):
         handles: dict[int, tuple[Line2D, str]] = {}  # one legend entry per series
@@ -184,9 +215,15 @@ def _layers_over_steps(
     ncols = max(len(row) for row in grid)
     max_layer = max(max(r.layers(family)) for r in runs)
     cmap = matplotlib.colormaps["viridis"].resampled(max_layer)
-    fig = Figure(figsize=(max(2.9 * ncols + 1.2, 7.0), 2.4 * len(grid) + 0.8))
+    width = max(2.9 * ncols + 1.2, 7.0)
+    fig = Figure(figsize=(width, 2.4 * len(grid) + 0.8))
     # each panel has a title and its own step axis; unshared y tick labels need room between columns
-    margins = Margins(left=0.8, right=COLORBAR_ROOM, top=0.7, bottom=0.5, wgap=0.25 if sharey else 0.55)
+    margins = Margins(
+        left=0.8, right=COLORBAR_ROOM, top=0.7 + title_room(suptitle, width), bottom=0.5,
+        wgap=0.25 if sharey else 0.55,
+    )  # fmt: skip
+    names, margins = _fit_titles(fig, [r.name for row in grid for r in row], ncols, margins)
+    title_of = dict(zip((id(r) for row in grid for r in row), names, strict=True))
     axes = axes_grid(fig, len(grid), ncols, margins, sharey=sharey)
     for i, row in enumerate(grid):
         for ax in axes[i][len(row) :]:
@@ -198,15 +235,16 @@ def _layers_over_steps(
             if log:
                 log_y(ax)
             ax.grid(True, alpha=0.3)
-            ax.set_title(run.name, color=activation_color(run.activation), fontsize=9, fontweight="bold")
+            ax.set_title(
+                title_of[id(run)], color=activation_color(run.activation), fontsize=PANEL_TITLE_PT,
+                fontweight="bold",
+            )  # fmt: skip
             ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
             ax.tick_params(labelsize=8)
             if i == len(grid) - 1 or j >= len(grid[i + 1]):
                 ax.set_xlabel("step", fontsize=9)
         axes[i][0].set_ylabel(ylabel, fontsize=9)
-    norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)  # one colour per layer
-    cbar = fig.colorbar(ScalarMappable(norm, cmap), cax=right_margin_axes(fig, margins), label=LAYER_AXIS)
-    cbar.set_ticks(range(1, max_layer + 1))
+    _layer_colorbar(fig, margins, cmap, max_layer)
     figure_title(fig, suptitle, fontsize=12)
     return FigureFile(save(fig, path), title, caption)
 
@@ -328,6 +366,8 @@ def gradient_histograms(runs: list[RunData], path: Path) -> FigureFile | None:
     fig = Figure(figsize=(10, 2.4 * len(rows) + 0.9))
     # x tick labels (rotated) only under the last row; every panel has a title and its own y tick labels
     margins = Margins(left=0.8, right=COLORBAR_ROOM, top=0.7, bottom=0.95, wgap=0.55, hgap=0.35)
+    titles = [f"{run.name}, step {int(run.histograms.steps[k])}" for run in rows for k in (0, -1)]
+    titles, margins = _fit_titles(fig, titles, 2, margins)
     axes = axes_grid(fig, len(rows), 2, margins, sharex=True)
     max_layer = max(len(r.histograms.layers) for r in rows)
     cmap = matplotlib.colormaps["viridis"].resampled(max_layer)
@@ -350,11 +390,9 @@ def gradient_histograms(runs: list[RunData], path: Path) -> FigureFile | None:
             ax.grid(True, alpha=0.3)
             ax.tick_params(labelsize=8)
             ax.set_title(
-                f"{run.name}, step {int(h.steps[index])}",
-                color=activation_color(run.activation),
-                fontsize=9,
+                titles[2 * i + j], color=activation_color(run.activation), fontsize=PANEL_TITLE_PT,
                 fontweight="bold",
-            )
+            )  # fmt: skip
             if j == 0:
                 ax.set_ylabel("fraction of values", fontsize=9)
             if i == len(rows) - 1:
@@ -362,9 +400,7 @@ def gradient_histograms(runs: list[RunData], path: Path) -> FigureFile | None:
                 ax.tick_params(axis="x", labelrotation=45)
     axes[0][0].set_xticks(ticks, labels)  # the x axis is shared: its ticks and limits are set once
     axes[0][0].set_xlim(*xlim)
-    norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)
-    cbar = fig.colorbar(ScalarMappable(norm, cmap), cax=right_margin_axes(fig, margins), label=LAYER_AXIS)
-    cbar.set_ticks(range(1, max_layer + 1))
+    _layer_colorbar(fig, margins, cmap, max_layer)
     figure_title(fig, "Back-propagated gradients per layer: first and last monitored step", fontsize=12)
     return FigureFile(
         save(fig, path),
