@@ -1,7 +1,8 @@
 """Benchmark: a job's fixed costs (start-up, gaps between a sweep's jobs, the report), not a test.
 
 For each source tree given (`--src`, default this checkout's `src/`; give two to compare a base commit
-with this one, side by side in one run), with that tree first on PYTHONPATH, the median of `--repeats`:
+with this one, side by side in one run, the trees taking turns within each repeat), with that tree first
+on PYTHONPATH, the median of `--repeats`:
   - floor: `python -c "import torch"`;
   - the training stack: `import torch, lightning, torchmetrics, mlflow.tracking`, plainly and the way a
     job imports it (`actstudy.lean_imports`, in trees that have it);
@@ -15,8 +16,8 @@ with this one, side by side in one run), with that tree first on PYTHONPATH, the
   - report: `python -m actstudy.report` on a 9-job sweep (sigmoid, tanh, relu x depth 2, 4, 8; made once
     per tree, tiny sizes).
   - with `--quickstart`, once per tree: the README's quick start (`-m activation=sigmoid,tanh,relu
-    depth=2,4,8 data=shapes`, full size, a new store and an empty cache): its wall time and its overhead
-    share (minutes).
+    depth=2,4,8 data=shapes`, full size, a new store and an empty cache): its wall time (minutes) and its
+    overhead share.
 The load average is printed: the machine may be shared, which is why medians are taken.
 
     python scripts/bench_startup.py [--src /path/to/base/src --src src] [--repeats 3] [--quickstart]
@@ -93,52 +94,47 @@ def quick_start(src: Path, work: Path) -> dict[str, float]:
     }
 
 
-def measure(src: Path, repeats: int, work: Path) -> dict[str, float]:
-    """Return the medians of every measurement for one source tree."""
-    samples: dict[str, list[float]] = {}
+def report_store(src: Path, work: Path) -> str:
+    """Run the 9-job sweep the report is timed on (once per tree); return its tracking URI."""
+    folder = work / f"{src.parent.name}-report"
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    run(
+        src,
+        ["-m", "actstudy.train", "-m", *REPORT_SWEEP, f"tracking.uri={uri}", f"hydra.sweep.dir={folder}"],
+        work,
+    )
+    return uri
 
-    def add(name: str, value: float) -> None:
-        samples.setdefault(name, []).append(value)
 
+def measure_once(src: Path, i: int, work: Path, report_uri: str) -> dict[str, float]:
+    """Return one sample of every measurement for one source tree (repeat `i`)."""
     lean = (src / "actstudy" / "lean_imports.py").exists()
-    for i in range(repeats):
-        add("import torch (floor) [s]", run(src, ["-c", "import torch"], work)[1])
-        add("import training stack [s]", run(src, ["-c", f"import {', '.join(STACK)}"], work)[1])
-        add(
-            "import training stack, lean [s]",
-            run(src, ["-c", LEAN], work)[1] if lean else float("nan"),
-        )
-        folder = work / f"{src.parent.name}-{i}"
-        cache = {"XDG_CACHE_HOME": str(folder / "cache")}  # a new user's first run: nothing cached
-        uri = f"tracking.uri=sqlite:///{folder / 'single' / 'mlflow.db'}"
-        start, wall = run(
-            src, ["-m", "actstudy.train", *JOB, uri, f"hydra.run.dir={folder / 'single'}"], work, cache
-        )
-        ((first, _, _),) = job_times(folder / "single" / "mlflow.db")
-        add("single run: to first step [s]", first - start)
-        add("single run: to exit [s]", wall)
-        uri = f"tracking.uri=sqlite:///{folder / 'sweep' / 'mlflow.db'}"
-        sweep = ["-m", "actstudy.train", "-m", "activation=sigmoid,tanh,relu", *JOB, uri]
-        _, wall = run(src, [*sweep, f"hydra.sweep.dir={folder / 'sweep'}"], work, cache)
-        jobs = job_times(folder / "sweep" / "mlflow.db")
-        gaps = [nxt[0] - prev[2] for prev, nxt in zip(jobs, jobs[1:], strict=False)]
-        add("sweep of 3: gap between jobs [s]", statistics.median(gaps))
-        add("sweep of 3: overhead share [%]", overhead_share(wall, jobs))
-    report_dir = work / f"{src.parent.name}-report"
-    uri = f"sqlite:///{report_dir / 'mlflow.db'}"
-    sweep = [
-        "-m",
-        "actstudy.train",
-        "-m",
-        *REPORT_SWEEP,
-        f"tracking.uri={uri}",
-        f"hydra.sweep.dir={report_dir}",
-    ]
-    run(src, sweep, work)
-    for i in range(repeats):
-        out = f"--out={report_dir / f'report-{i}'}"
-        add("report, 9 runs [s]", run(src, ["-m", "actstudy.report", f"--tracking-uri={uri}", out], work)[1])
-    return {name: statistics.median(values) for name, values in samples.items()}
+    sample = {
+        "import torch (floor) [s]": run(src, ["-c", "import torch"], work)[1],
+        "import training stack [s]": run(src, ["-c", f"import {', '.join(STACK)}"], work)[1],
+        "import training stack, lean [s]": run(src, ["-c", LEAN], work)[1] if lean else float("nan"),
+    }
+    folder = work / f"{src.parent.name}-{i}"
+    cache = {"XDG_CACHE_HOME": str(folder / "cache")}  # a new user's first run: nothing cached
+    uri = f"tracking.uri=sqlite:///{folder / 'single' / 'mlflow.db'}"
+    start, wall = run(
+        src, ["-m", "actstudy.train", *JOB, uri, f"hydra.run.dir={folder / 'single'}"], work, cache
+    )
+    ((first, _, _),) = job_times(folder / "single" / "mlflow.db")
+    sample["single run: to first step [s]"] = first - start
+    sample["single run: to exit [s]"] = wall
+    uri = f"tracking.uri=sqlite:///{folder / 'sweep' / 'mlflow.db'}"
+    sweep = ["-m", "actstudy.train", "-m", "activation=sigmoid,tanh,relu", *JOB, uri]
+    _, wall = run(src, [*sweep, f"hydra.sweep.dir={folder / 'sweep'}"], work, cache)
+    jobs = job_times(folder / "sweep" / "mlflow.db")
+    gaps = [nxt[0] - prev[2] for prev, nxt in zip(jobs, jobs[1:], strict=False)]
+    sample["sweep of 3: gap between jobs [s]"] = statistics.median(gaps)
+    sample["sweep of 3: overhead share [%]"] = overhead_share(wall, jobs)
+    out = f"--out={work / f'{src.parent.name}-report' / f'report-{i}'}"
+    sample["report, 9 runs [s]"] = run(
+        src, ["-m", "actstudy.report", f"--tracking-uri={report_uri}", out], work
+    )[1]
+    return sample
 
 
 def main() -> None:
@@ -149,19 +145,25 @@ def main() -> None:
     args = p.parse_args()
     trees = [s.resolve() for s in (args.src or [ROOT / "src"])]
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        results = []
-        for src in trees:
-            results.append(measure(src, args.repeats, Path(tmp)))
-            if args.quickstart:
-                results[-1].update(quick_start(src, Path(tmp)))
-            print(f"{src}: {results[-1]} (load average {os.getloadavg()})", flush=True)
+        work = Path(tmp)
+        report_uris = [report_store(src, work) for src in trees]
+        samples: list[dict[str, list[float]]] = [{} for _ in trees]
+        for i in range(args.repeats):  # the trees take turns: a machine that slows down slows both
+            for src, uri, tree_samples in zip(trees, report_uris, samples, strict=True):
+                for name, value in measure_once(src, i, work, uri).items():
+                    tree_samples.setdefault(name, []).append(value)
+                print(f"{src} repeat {i + 1}: load average {os.getloadavg()}", flush=True)
+        results = [{name: statistics.median(v) for name, v in s.items()} for s in samples]
+        if args.quickstart:
+            for src, result in zip(trees, results, strict=True):
+                result.update(quick_start(src, work))
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}; medians of {args.repeats}")
     header = f"{'':36}" + "".join(f"{str(src.parent)[-22:]:>24}" for src in trees)
-    print(header + (f"{'ratio':>10}" if len(trees) == 2 else ""))
+    print(header + (f"{'last/first':>12}" if len(trees) > 1 else ""))
     for name in results[0]:
         row = f"{name:36}" + "".join(f"{r[name]:24.2f}" for r in results)
-        if len(trees) == 2 and results[0][name]:
-            row += f"{results[1][name] / results[0][name]:10.2f}"
+        if len(trees) > 1 and results[0][name]:
+            row += f"{results[-1][name] / results[0][name]:12.2f}"
         print(row)
     floor = [r["import torch (floor) [s]"] for r in results]
     first = [r["single run: to first step [s]"] for r in results]

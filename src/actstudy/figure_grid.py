@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator
+
+REPORT_DPI = 110
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as PNG to ``path`` (creating the folder) at REPORT_DPI; return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=REPORT_DPI, facecolor="white")
+    return path
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sys
 from collections import Counter
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
@@ -19,7 +19,7 @@ from actstudy.report.claims import CLAIMS_LEGEND, Claim, claims_table, evaluate_
 from actstudy.report.collect import SweepData, collect_sweep
 from actstudy.report.description import describe_sweep
 from actstudy.report.figures import metric_figures
-from actstudy.report.render import Bullets, Code, Document, FigureFile, Strong, Text, to_html, to_markdown
+from actstudy.report.render import Bullets, Code, Document, Strong, Text, to_html, to_markdown
 from actstudy.report.tables import AGGREGATE_LEGEND, RUNS_LEGEND, aggregate_table, key_numbers, run_table
 
 ARTIFACT_DIR = "report"
@@ -64,19 +64,23 @@ def build_report(
 ) -> tuple[Path, list[Path]]:
     """Write the report of ``sweep`` (with ``claims``, evaluated here if None) into ``out_dir``; return
     (report.md path, every file written)."""
-    from actstudy.report.activation_plot import known_activations  # reads conf/ only
+    from actstudy.report.activation_plot import activation_figure, known_activations  # no torch yet
 
     out_dir.mkdir(parents=True, exist_ok=True)
     names = known_activations()
     known = [a for a in sweep.activations() if a in names]
+    path = out_dir / "activations.png"
     if not known or "torch" in sys.modules:  # a sweep's own report: drawn here in 0.3 s, no torch to import
         figures, notes = metric_figures(sweep, out_dir)
-        figures += [_activation_figure(known, out_dir / "activations.png")] if known else []
-    else:
+        figures += [activation_figure(known, path)] if known else []
+    else:  # the report command: a process of its own imports torch and draws it beside the metric figures
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-            activations = pool.submit(_activation_figure, known, out_dir / "activations.png")
+            activations = pool.submit(activation_figure, known, path)
             figures, notes = metric_figures(sweep, out_dir)
-            figures.append(_result(activations, known, out_dir / "activations.png"))
+            try:
+                figures.append(activations.result())
+            except BrokenProcessPool:  # the process could not run: drawn here
+                figures.append(activation_figure(known, path))
     unknown = [a for a in sweep.activations() if a not in names]
     if unknown:
         notes.append(f"No function plot for unknown activation(s): {', '.join(unknown)}.")
@@ -99,23 +103,6 @@ def build_report(
     table = out_dir / "claims.json"  # the verdicts as data, for scripts (and the parent's tags)
     table.write_text(json.dumps([dataclasses.asdict(c) for c in claims], indent=1, ensure_ascii=False))
     return md, [md, page, table, *(f.path for f in figures)]
-
-
-def _activation_figure(names: list[str], path: Path) -> FigureFile:
-    """Return the activation figure, drawn (by the report command in a pool's process: torch loads there,
-    beside the metric figures drawn here; spawned, not forked, because a forked child of a process that
-    trained may hang in OpenMP)."""
-    from actstudy.report.activation_plot import activation_figure
-
-    return activation_figure(names, path)
-
-
-def _result(future: Future, names: list[str], path: Path) -> FigureFile:
-    """Return the figure the pool drew; drawn here if the pool's process could not run."""
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        return _activation_figure(names, path)
 
 
 def write_report(

@@ -23,6 +23,7 @@ from actstudy.figure_grid import (
     line_count,
     log_y,
     right_margin_axes,
+    save,
     title_room,
     wrap,
 )
@@ -44,7 +45,6 @@ from actstudy.report.stats import END_POINTS, end_value
 from actstudy.report.style import LINESTYLES, MARKERS, activation_color, activation_order, activation_rank
 from actstudy.report.tables import setting_columns
 
-DPI = 110
 MAX_PANEL_COLS = 6  # small multiples wrap after this many runs per row
 LAYER_AXIS = "layer (1 = input side)"
 COLORBAR_ROOM = 1.0  # inches right of the panels: the layer colorbar, its ticks and label
@@ -66,13 +66,6 @@ def _layer_colorbar(fig: Figure, margins: Margins, cmap: matplotlib.colors.Color
     norm = BoundaryNorm([x + 0.5 for x in range(max_layer + 1)], max_layer)  # one colour per layer
     cbar = fig.colorbar(ScalarMappable(norm, cmap), cax=right_margin_axes(fig, margins), label=LAYER_AXIS)
     cbar.set_ticks(range(1, max_layer + 1, math.ceil(max_layer / MAX_COLORBAR_TICKS)))
-
-
-def save(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` as PNG to ``path`` (creating the folder) and return the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
-    return path
 
 
 class SeriesStyle:
