@@ -216,7 +216,7 @@ def _layers_over_steps(
         wgap=0.25 if sharey else 0.55,
     )  # fmt: skip
     names, margins = _fit_titles(fig, [r.name for row in grid for r in row], ncols, margins)
-    title_of = dict(zip((id(r) for row in grid for r in row), names, strict=True))
+    titles = iter(names)  # in the order the panels are drawn
     axes = axes_grid(fig, len(grid), ncols, margins, sharey=sharey)
     for i, row in enumerate(grid):
         for ax in axes[i][len(row) :]:
@@ -229,7 +229,7 @@ def _layers_over_steps(
                 log_y(ax)
             ax.grid(True, alpha=0.3)
             ax.set_title(
-                title_of[id(run)], color=activation_color(run.activation), fontsize=PANEL_TITLE_PT,
+                next(titles), color=activation_color(run.activation), fontsize=PANEL_TITLE_PT,
                 fontweight="bold",
             )  # fmt: skip
             ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
