@@ -77,12 +77,16 @@ def figure_title(fig: Figure, text: str, fontsize: float = 12, below_top: float 
     the height, which runs into the panels' titles on a tall figure); wrapped with `wrap` to the figure's
     width, so the top margin needs `title_room` for it."""
     width, height = fig.get_size_inches()
-    fig.suptitle(wrap(text, width - 0.3, fontsize), fontsize=fontsize, y=1 - below_top / height, va="top")
+    fig.suptitle(_title_lines(text, width, fontsize), fontsize=fontsize, y=1 - below_top / height, va="top")
 
 
 def title_room(text: str, width: float, fontsize: float = 12) -> float:
     """Return the inches the figure title `text` takes beyond its first line on a figure `width` wide."""
-    return (line_count([wrap(text, width - 0.3, fontsize)]) - 1) * fontsize * 1.25 / 72
+    return extra_lines_room([_title_lines(text, width, fontsize)], fontsize)
+
+
+def _title_lines(text: str, width: float, fontsize: float) -> str:
+    return wrap(text, width - 0.3, fontsize)  # 0.15 inches clear of each edge
 
 
 def log_y(ax: Axes) -> None:
@@ -110,6 +114,7 @@ def wrap(text: str, width: float, fontsize: float, bold: bool = False) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def line_count(texts: list[str]) -> int:
-    """Return the largest number of lines among `texts` (1 for none)."""
-    return max([text.count("\n") + 1 for text in texts] or [1])
+def extra_lines_room(texts: list[str], fontsize: float) -> float:
+    """Return the inches that the lines of the longest of `texts` beyond its first take at `fontsize`."""
+    lines = max([text.count("\n") + 1 for text in texts] or [1])
+    return (lines - 1) * fontsize * 1.25 / 72

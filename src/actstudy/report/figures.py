@@ -19,8 +19,8 @@ from matplotlib.ticker import MaxNLocator
 from actstudy.figure_grid import (
     Margins,
     axes_grid,
+    extra_lines_room,
     figure_title,
-    line_count,
     log_y,
     right_margin_axes,
     save,
@@ -57,7 +57,7 @@ def _fit_titles(fig: Figure, titles: list[str], ncols: int, margins: Margins) ->
     width = fig.get_size_inches()[0]
     panel = (width - margins.left - margins.right - (ncols - 1) * margins.wgap) / ncols
     wrapped = [wrap(t, panel + 0.8 * margins.wgap, PANEL_TITLE_PT, bold=True) for t in titles]
-    extra = (line_count(wrapped) - 1) * PANEL_TITLE_PT * 1.25 / 72
+    extra = extra_lines_room(wrapped, PANEL_TITLE_PT)
     return wrapped, dataclasses.replace(margins, top=margins.top + extra, hgap=margins.hgap + extra)
 
 
