@@ -12,6 +12,7 @@ lines, do not say which values are allowed, and cannot type a key as "int or flo
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import typing
 from dataclasses import dataclass, field
@@ -158,6 +159,9 @@ class ActivationConfig:
     init: str  # the scheme `model.init=auto` uses: xavier (saturating) or kaiming (ReLU family)
     saturated: SaturationConfig | None = None  # null: no saturated region (act/saturated not logged)
     dead: DeadConfig | None = None  # null: units cannot die (act/dead not logged)
+    # The plain-SGD learning rate experiment=fair_comparison picked for this activation on shapes
+    # (docs/results.md); experiment=quick_start trains with it. null: not measured.
+    sgd_lr: float | None = None
 
     def check(self) -> None:
         from actstudy.models.init import ACTIVATION_SCHEMES
@@ -165,6 +169,8 @@ class ActivationConfig:
         if "_target_" not in self.module:
             raise ConfigError(f"activation.module of '{self.name}' needs a _target_ such as torch.nn.ReLU")
         choice("activation.init", self.init, ACTIVATION_SCHEMES)
+        if self.sgd_lr is not None and not (self.sgd_lr > 0 and math.isfinite(self.sgd_lr)):
+            raise ConfigError(f"activation.sgd_lr={self.sgd_lr}: must be a positive number or null")
         arguments = {k: v for k, v in self.module.items() if k != "_target_"}
         target_arguments(self.module["_target_"], arguments, (), (), "activation.module.")
         self._try_building()
@@ -192,10 +198,15 @@ class OptimizerConfig:
     TARGET_GETS: ClassVar = ("params", "lr")
     _target_: str
     name: str
-    lr: float
+    lr: float | None  # None only through an interpolation of a missing value: refused by check()
     arguments: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
+        if self.lr is None:  # experiment=quick_start's ${activation.sgd_lr} for an activation without one
+            raise ConfigError(
+                "optimizer.lr=null: this activation's file states no sgd_lr (experiment=quick_start uses "
+                "it); give optimizer.lr=... or use sigmoid, tanh or relu"
+            )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"optimizer.lr={self.lr}: must be a positive number (e.g. optimizer.lr=0.1)")
         self._try_building()
@@ -298,6 +309,19 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """How the end-of-sweep report compares settings; not part of a job's identity (it trains nothing)."""
+
+    # Keys chosen per setting by validation (e.g. [optimizer.lr]): each setting (every other varying key
+    # but the seed) is compared at the value with the best mean validation accuracy over its seeds.
+    tune: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        if len(set(self.tune)) < len(self.tune):
+            raise ConfigError(f"report.tune={self.tune}: names a key twice")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A whole job's config: the groups of conf/ and the top-level keys."""
 
@@ -308,6 +332,7 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     depth: int = 4  # hidden blocks (CNN conv blocks / MLP hidden layers)
     seed: int = 0
     # auto: continue the job's unfinished run, keep a finished one; true: require one to continue; false: new
@@ -323,12 +348,44 @@ class RunConfig:
         if not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
             raise ConfigError(f"seed={self.seed}: must be in [{SEED_RANGE[0]}, {SEED_RANGE[1]}]")
         choice("resume", self.resume, RESUME_MODES)
+        for key in self.report.tune:
+            tunable_problem(self, key)
         processes = self.trainer.devices * self.trainer.num_nodes
         if self.data.batch_size % processes:
             raise ConfigError(
                 f"data.batch_size={self.data.batch_size}: the global batch is split evenly over "
                 f"trainer.devices x trainer.num_nodes = {processes} processes; use a multiple of {processes}"
             )
+
+
+def config_keys(cfg: Any, prefix: str = "") -> list[str]:
+    """Return the dotted keys of a config's leaves (a `_target_` node's own arguments included)."""
+    keys = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name == ARGUMENTS:
+            keys += [prefix + k for k in value]
+        elif dataclasses.is_dataclass(value):
+            keys += config_keys(value, f"{prefix}{f.name}.")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def tunable_problem(cfg: RunConfig, key: str) -> None:
+    """Raise ConfigError unless `key` (an entry of `report.tune`) is a key of `cfg` that changes training."""
+    from actstudy.identity import is_identity_key
+
+    if key == "seed" or not is_identity_key(key):
+        raise ConfigError(
+            f"report.tune: cannot tune '{key}' (the seed, and keys that change nothing trained, are no "
+            "tuning knobs); name a key such as optimizer.lr"
+        )
+    keys = config_keys(cfg)
+    if key not in keys:
+        near = difflib.get_close_matches(key, keys, n=1)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        raise ConfigError(f"report.tune: '{key}' is no key of the config{hint} (--cfg job lists the keys)")
 
 
 @dataclass
@@ -362,6 +419,8 @@ def defaults(cls: type = RunConfig) -> dict[str, Any]:
             continue
         if f.default is not dataclasses.MISSING:
             tree[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING and not dataclasses.is_dataclass(hints[f.name]):
+            tree[f.name] = f.default_factory()
         elif f.default_factory is not dataclasses.MISSING or dataclasses.is_dataclass(hints[f.name]):
             tree[f.name] = defaults(hints[f.name])
     return tree

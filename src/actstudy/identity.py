@@ -20,6 +20,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 NOT_IDENTITY = (
     "resume",
     "tracking",
+    "report",
+    "activation.sgd_lr",  # used only through optimizer.lr, which is part of the identity
     "trainer.progress",
     "trainer.threads",
     "trainer.ddp_timeout_s",
@@ -92,6 +94,11 @@ def command_overrides(argv: list[str]) -> list[str]:
 
 def _not_identity(key: str) -> bool:
     return any(key == k or key.startswith(f"{k}.") for k in NOT_IDENTITY)
+
+
+def is_identity_key(key: str) -> bool:
+    """Return whether the dotted `key` is part of a job's identity (can change what is trained)."""
+    return not _not_identity(key)
 
 
 def sweep_identity(job_fingerprints: list[str]) -> str:

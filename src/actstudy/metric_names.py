@@ -20,6 +20,10 @@ SPLIT_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC) 
 VAL_ACC_BEST = "val/acc_best"
 TEST_AT_BEST_VAL = "test_best"  # the split name of the second test (test_best/loss, test_best/acc)
 TEST_BEST_ACC = "test_best/acc"
+# Logged with the first test: how many test images the accuracies are over (a one-seed comparison's
+# binomial interval needs it) and the accuracy of a uniform guess, 1 / number of classes.
+TEST_EXAMPLES = "test/examples"
+TEST_CHANCE_ACC = "test/chance_acc"
 
 
 def split_key(split: str, measure: str) -> str:

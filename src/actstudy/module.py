@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from hydra.utils import get_object
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_accuracy
 
@@ -46,6 +46,7 @@ class ClassifierModule(L.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
+        self.test_examples = SumMetric()
         self.train_metrics: dict[str, float] = {}  # the last logged train metrics, on the host
         self.test_split = "test"  # metric_names.TEST_AT_BEST_VAL while the best checkpoint is tested
         self.diverged_step: int | None = None
@@ -122,6 +123,10 @@ class ClassifierModule(L.LightningModule):
         loss_key, acc_key = metric_names.split_key(split, "loss"), metric_names.split_key(split, "acc")
         self.log(loss_key, loss_metric, on_step=False, on_epoch=True)
         self.log(acc_key, acc_metric, on_step=False, on_epoch=True, prog_bar=True)
+        if split == "test":  # the same images for the best checkpoint's test: logged once
+            self.test_examples(torch.tensor(float(len(y)), device=logits.device))
+            self.log(metric_names.TEST_EXAMPLES, self.test_examples, on_step=False, on_epoch=True)
+            self.log(metric_names.TEST_CHANCE_ACC, 1.0 / self.num_classes, on_step=False, on_epoch=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")

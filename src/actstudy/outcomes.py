@@ -32,6 +32,7 @@ OVERRIDES = "actstudy.overrides"
 OUTPUT_DIR = "actstudy.output_dir"
 LAUNCHER = "actstudy.launcher"
 JOBS = "actstudy.jobs"  # on a sweep's parent: the count of its jobs' outcomes
+TUNE = "actstudy.tune"  # on a sweep's parent: the keys its report picks per setting (comma-separated)
 CLAIM = "actstudy.claim."  # on a sweep's parent, + a claim's key: its verdict (actstudy.report.claims)
 HOST = "actstudy.host"  # host and pid of rank 0 of the process that writes the run (for `runs repair`)
 PID = "actstudy.pid"

@@ -167,9 +167,10 @@ class SweepCallback(Callback):
         previous = SweepInfo.load(sweep_dir)
         this = identity.sweep_identity([identity.job_fingerprint(r) for r in resolved])
         same = previous is not None and (previous.tracking_uri, previous.identity) == (uri, this)
+        tune = {outcomes.TUNE: ",".join(config.report.tune)}
         if same and tracking.run_exists(client, previous.parent_run_id):  # the same sweep, re-run
             tracking.retry(lambda: client.update_run(previous.parent_run_id, status="RUNNING"))
-            tracking.log_params_and_tags(client, previous.parent_run_id, {}, owner_tags())
+            tracking.log_params_and_tags(client, previous.parent_run_id, {}, owner_tags() | tune)
             tracking.delete_tags(client, previous.parent_run_id, [outcomes.OUTCOME, outcomes.ERROR])
             log.info(
                 "sweep %s: continuing its MLflow parent run %s", previous.sweep_id, previous.parent_run_id
@@ -186,6 +187,7 @@ class SweepCallback(Callback):
             outcomes.LAUNCHER: str(config.hydra.launcher.get("_target_", "")),
             outcomes.GIT_COMMIT: tracking.git_commit(),
             **owner_tags(),
+            **tune,
         }
         run = tracking.retry(
             lambda: client.create_run(experiment_id, run_name=tags[outcomes.RUN_NAME], tags=tags)

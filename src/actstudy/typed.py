@@ -126,6 +126,11 @@ def convert(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(typing.get_args(tp)):
             raise ConfigError(f"{key}={value!r}: must be a list of {len(typing.get_args(tp))} numbers")
         return tuple(convert(a, v, key) for a, v in zip(typing.get_args(tp), value, strict=True))
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            example = f"[{value}]" if isinstance(value, str) else "[a,b]"
+            raise ConfigError(f"{key}={value!r}: must be a list, e.g. {key}={example}")
+        return [convert(typing.get_args(tp)[0], v, key) for v in value]
     if origin is dict:
         if isinstance(value, dict):
             return value

@@ -44,6 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default ./report-activations); no tracking store needed",
     )
     p.add_argument(
+        "--tune",
+        metavar="KEYS",
+        help="comma-separated param keys to pick per setting by validation accuracy, e.g. optimizer.lr "
+        f"(default: the sweep's own, its parent's {outcomes.TUNE} tag; '' compares every value)",
+    )
+    p.add_argument(
         "--no-log-artifacts", action="store_true", help="do not attach the report to the parent run"
     )
     return p.parse_args(argv)
@@ -100,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         parent = find_parent_run_id(client, exp_id, args.sweep)
         from actstudy.report.build import write_report  # torch + matplotlib: only once the sweep is found
 
-        md = write_report(client, parent, out_dir=args.out, log_artifacts=not args.no_log_artifacts)
+        tune = None if args.tune is None else tuple(k.strip() for k in args.tune.split(",") if k.strip())
+        md = write_report(
+            client, parent, out_dir=args.out, log_artifacts=not args.no_log_artifacts, tune_keys=tune
+        )
     except ReportError as exc:
         return _fail(str(exc))
     except MlflowException as exc:

@@ -20,7 +20,10 @@ from actstudy.report.collect import SweepData, collect_sweep
 from actstudy.report.description import describe_sweep
 from actstudy.report.figures import metric_figures
 from actstudy.report.render import Bullets, Code, Document, Strong, Text, to_html, to_markdown
+from actstudy.report.sensitivity import FILE_NAME as SENSITIVITY_FIGURE
+from actstudy.report.sensitivity import sensitivity_figure, sensitivity_table
 from actstudy.report.tables import AGGREGATE_LEGEND, RUNS_LEGEND, aggregate_table, key_numbers, run_table
+from actstudy.report.tuning import RULE, Tuning, instability_notes, tune
 
 ARTIFACT_DIR = "report"
 
@@ -30,6 +33,16 @@ def default_out_dir(sweep: SweepData) -> Path:
     if sweep.sweep_dir and Path(sweep.sweep_dir).is_dir():
         return Path(sweep.sweep_dir) / "report"
     return Path.cwd() / f"report-{sweep.sweep_id}"
+
+
+def tuned_keys(sweep: SweepData) -> tuple[str, ...]:
+    """Return the keys the sweep tunes: its parent's `actstudy.tune` tag (comma-separated), () if none."""
+    return tuple(k for k in sweep.tags.get(outcomes.TUNE, "").split(",") if k)
+
+
+def compared(sweep: SweepData, tuning: Tuning | None) -> SweepData:
+    """Return the sweep as its claims, key numbers and summaries see it: with tuning, the picked runs."""
+    return dataclasses.replace(sweep, runs=tuning.runs(sweep.runs)) if tuning else sweep
 
 
 def _meta(sweep: SweepData) -> list[Text]:
@@ -42,6 +55,15 @@ def _meta(sweep: SweepData) -> list[Text]:
         "generated": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     }
     return [[Strong(f"{name}:"), " ", value] for name, value in facts.items() if value is not None]
+
+
+def _tuned_section(tuning: Tuning, out_dir: Path) -> list:
+    figure = sensitivity_figure(tuning, out_dir / SENSITIVITY_FIGURE)
+    keys = [part for k in tuning.keys for part in (", ", Code(k))][1:]
+    intro: Text = ["This sweep tunes ", *keys, ": each setting is compared at the value its validation "]
+    intro += ["accuracy picks, and every claim, key number and summary figure uses that value's runs (the "]
+    intro += [f"table of runs lists all). {RULE}"]
+    return [intro, sensitivity_table(tuning)] + ([figure] if figure else [])
 
 
 def _run_notes(sweep: SweepData) -> list[Text]:
@@ -60,23 +82,24 @@ def _run_notes(sweep: SweepData) -> list[Text]:
 
 
 def build_report(
-    sweep: SweepData, out_dir: Path, claims: list[Claim] | None = None
+    sweep: SweepData, out_dir: Path, claims: list[Claim] | None = None, tuning: Tuning | None = None
 ) -> tuple[Path, list[Path]]:
-    """Write the report of ``sweep`` (with ``claims``, evaluated here if None) into ``out_dir``; return
-    (report.md path, every file written)."""
+    """Write the report of ``sweep`` (with ``claims``, evaluated here if None; compared at ``tuning``'s
+    picks if given) into ``out_dir``; return (report.md path, every file written)."""
     from actstudy.report.activation_plot import activation_figure, known_activations  # no torch yet
 
     out_dir.mkdir(parents=True, exist_ok=True)
     names = known_activations()
     known = [a for a in sweep.activations() if a in names]
     path = out_dir / "activations.png"
+    shown = compared(sweep, tuning)
     if not known or "torch" in sys.modules:  # a sweep's own report: drawn here in 0.3 s, no torch to import
-        figures, notes = metric_figures(sweep, out_dir)
+        figures, notes = metric_figures(shown, out_dir)
         figures += [activation_figure(known, path)] if known else []
     else:  # the report command: a process of its own imports torch and draws it beside the metric figures
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
             activations = pool.submit(activation_figure, known, path)
-            figures, notes = metric_figures(sweep, out_dir)
+            figures, notes = metric_figures(shown, out_dir)
             try:
                 figures.append(activations.result())
             except BrokenProcessPool:  # the process could not run: drawn here
@@ -84,13 +107,14 @@ def build_report(
     unknown = [a for a in sweep.activations() if a not in names]
     if unknown:
         notes.append(f"No function plot for unknown activation(s): {', '.join(unknown)}.")
-    notes += _run_notes(sweep)
-    claims = evaluate_claims(sweep.runs) if claims is None else claims
-    summary, aggregate = key_numbers(sweep), aggregate_table(sweep)
+    notes += _run_notes(sweep) + instability_notes(sweep.runs, tuning)
+    claims = evaluate_claims(sweep.runs, tuning) if claims is None else claims
+    summary, aggregate = key_numbers(shown), aggregate_table(shown)
     sections = {  # heading: blocks, or None to leave the section out
         "Claims": [claims_table(claims), CLAIMS_LEGEND] if claims else None,
+        "Tuned selection": _tuned_section(tuning, out_dir) if tuning else None,
         "Key numbers": [Bullets(summary)] if summary else None,
-        "Runs": [run_table(sweep), RUNS_LEGEND] if sweep.runs else None,
+        "Runs": [run_table(sweep, shown.runs if tuning else None), RUNS_LEGEND] if sweep.runs else None,
         "Mean over seeds": [aggregate, AGGREGATE_LEGEND] if aggregate is not None else None,
         "Notes": [Bullets(notes, note=True)] if notes else None,
         "Figures": figures or None,
@@ -102,13 +126,21 @@ def build_report(
     page.write_text(to_html(doc), encoding="utf-8")
     table = out_dir / "claims.json"  # the verdicts as data, for scripts (and the parent's tags)
     table.write_text(json.dumps([dataclasses.asdict(c) for c in claims], indent=1, ensure_ascii=False))
-    return md, [md, page, table, *(f.path for f in figures)]
+    sensitivity = [out_dir / SENSITIVITY_FIGURE] if tuning and (out_dir / SENSITIVITY_FIGURE).exists() else []
+    return md, [md, page, table, *(f.path for f in figures), *sensitivity]
 
 
 def write_report(
-    client: MlflowClient, parent_run_id: str, out_dir: Path | None = None, log_artifacts: bool = True
+    client: MlflowClient,
+    parent_run_id: str,
+    out_dir: Path | None = None,
+    log_artifacts: bool = True,
+    tune_keys: tuple[str, ...] | None = None,
 ) -> Path:
     """Write the report of the sweep whose parent run is ``parent_run_id``; return the report.md path.
+
+    ``tune_keys`` (default: the parent's ``actstudy.tune`` tag) are picked per setting by validation
+    (`actstudy.report.tuning`); () compares every value as a setting of its own.
 
     ``out_dir`` defaults to ``default_out_dir``. With ``log_artifacts`` the written files (report.md,
     report.html, claims.json, the PNGs) are logged on the parent run under ``report/``, each claim's
@@ -117,15 +149,19 @@ def write_report(
     ``ReportError`` when the parent run does not exist.
     """
     sweep = collect_sweep(client, parent_run_id)
-    claims = evaluate_claims(sweep.runs)
-    md, files = build_report(sweep, Path(out_dir) if out_dir is not None else default_out_dir(sweep), claims)
+    keys = tuned_keys(sweep) if tune_keys is None else tune_keys
+    tuning = tune(sweep.runs, keys) if keys else None
+    claims = evaluate_claims(sweep.runs, tuning)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(sweep)
+    md, files = build_report(sweep, out, claims, tuning)
     if log_artifacts:
         for path in files:
             client.log_artifact(parent_run_id, str(path), ARTIFACT_DIR)
         tags = {outcomes.CLAIM + key: verdict for key, verdict in verdict_tags(claims).items()}
+        tags[outcomes.TUNE] = ",".join(keys)  # how the verdicts were reached: the next report does the same
         for stale in (k for k in sweep.tags if k.startswith(outcomes.CLAIM) and k not in tags):
             client.delete_tag(parent_run_id, stale)  # a claim this sweep's runs no longer test
         for key, verdict in tags.items():
             client.set_tag(parent_run_id, key, verdict)
-        describe_sweep(client, sweep, claims, f"{ARTIFACT_DIR}/{md.with_suffix('.html').name}")
+        describe_sweep(client, sweep, claims, f"{ARTIFACT_DIR}/{md.with_suffix('.html').name}", tuning)
     return md

@@ -9,28 +9,38 @@ and printed in the report beside each verdict:
   does not hold when it is wholly on the other side, and cannot tell when it straddles the bound; with
   one seed the single value decides, and the report says "1 seed";
 - a comparison claim (one setting above another) holds or does not hold only when the two intervals
-  separate, which needs at least two seeds per setting: one seed cannot rank.
+  separate. Over seeds that needs two or more per setting; an accuracy of one seed has the Wilson
+  interval of its test set instead, which covers the finite test set but not seed-to-seed variation
+  (the row says which: "n=3" or "1 seed, 1000 test images"); other one-seed measures cannot rank.
+
+Where the sweep tunes keys (`actstudy.report.tuning`), each setting is tested at its picked value's runs,
+and the row carries the picked values.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from actstudy import metric_names as mn
 from actstudy import outcomes
 from actstudy.report.collect import RunData
 from actstudy.report.render import Table
-from actstudy.report.stats import END_POINTS, Interval, end_value, interval
-from actstudy.report.tables import setting_columns
+from actstudy.report.stats import END_POINTS, Interval, end_value, interval, wilson
+from actstudy.report.tables import number
+from actstudy.report.tuning import Tuning, setting_factors
 
 HOLDS, FAILS, CANNOT_TELL = "holds", "does not hold", "cannot tell"
 
 DECAY_BOUND = 0.5  # sigmoid: a layer gets at most this fraction of the gradient of the layer above it
 SPREAD_BOUND = 10.0  # tanh, ReLU under init=auto: largest / smallest layer gradient within an order
 NIELSEN_RANGE = (30.0, 300.0)  # Nielsen's "about 100 times" (0.285 / 0.003 = 95), within a factor ~3
+TRAINS_SHARE = 0.5  # a net "trains" when its accuracy is at least half way from chance to perfect
+DEEP = 4  # the depth from which a net counts as deep for the claim that deep tanh / ReLU nets train
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,9 @@ class Claim:
     measured: str
     verdict: str
     rule: str
+    tuned: dict[str, Any] = field(
+        default_factory=dict
+    )  # the picked values of tuned keys (per arm if compared)
 
 
 def at_most(value: Interval, bound: float) -> str:
@@ -51,6 +64,13 @@ def at_most(value: Interval, bound: float) -> str:
     if value.high <= bound:
         return HOLDS
     return FAILS if value.low > bound else CANNOT_TELL
+
+
+def at_least(value: Interval, bound: float) -> str:
+    """Return the verdict of "value >= bound" on an interval."""
+    if value.low >= bound:
+        return HOLDS
+    return FAILS if value.high < bound else CANNOT_TELL
 
 
 def within(value: Interval, low: float, high: float) -> str:
@@ -61,8 +81,8 @@ def within(value: Interval, low: float, high: float) -> str:
 
 
 def above(better: Interval, worse: Interval) -> str:
-    """Return the verdict of "better > worse": intervals must separate, which needs n >= 2 on both."""
-    if better.n < 2 or worse.n < 2:
+    """Return the verdict of "better > worse": intervals must separate, so both need a spread."""
+    if not (better.can_rank and worse.can_rank):
         return CANNOT_TELL
     if better.low > worse.high:
         return HOLDS
@@ -97,10 +117,13 @@ def decay_factor(values: list[float]) -> float | None:
     return math.exp(-slope)
 
 
-def groups(runs: list[RunData]) -> tuple[list[tuple[str, str]], dict[tuple[str, ...], list[RunData]]]:
-    """Return the factors (param key, label) that vary but the seed, and the runs grouped by them (failed
-    runs left out; diverged ones kept for step 0, left out of "@end" and accuracy by their missing data)."""
-    factors = [(k, label) for k, label in setting_columns(runs) if k != "seed"]
+def groups(
+    runs: list[RunData], tuned: tuple[str, ...] = ()
+) -> tuple[list[tuple[str, str]], dict[tuple[str, ...], list[RunData]]]:
+    """Return the factors (param key, label) that vary but the seed and the `tuned` keys, and the runs
+    grouped by them (failed runs left out; diverged ones kept for step 0, left out of "@end" and accuracy
+    by their missing data)."""
+    factors = setting_factors(runs, tuned)
     out: dict[tuple[str, ...], list[RunData]] = {}
     for run in runs:
         if run.outcome != outcomes.FAILED:  # a diverged run's step 0 is as good as any
@@ -113,13 +136,18 @@ def setting_text(values: tuple[str, ...], factors: list[tuple[str, str]]) -> str
     return ", ".join(f"{label}={value}" for value, (_, label) in zip(values, factors, strict=True))
 
 
-def evaluate_claims(runs: list[RunData]) -> list[Claim]:
-    """Return every claim the sweep's runs can test, one row per claim and group of runs."""
-    factors, by_setting = groups(runs)
+def evaluate_claims(runs: list[RunData], tuning: Tuning | None = None) -> list[Claim]:
+    """Return every claim the sweep's runs can test, one row per claim and group of runs; with `tuning`,
+    each setting's picked runs only, each row carrying its picked values."""
+    used = tuning.runs(runs) if tuning else runs
+    factors, by_setting = groups(used, tuning.keys if tuning else ())
     rows: list[Claim] = []
     for values, members in by_setting.items():
-        rows += _per_group(members, setting_text(values, factors))
-    return rows + _comparisons(by_setting, factors)
+        setting, picked = setting_text(values, factors), tuning.picked_values(members[0]) if tuning else {}
+        if picked:
+            setting += f" (tuned: {tuning.text(picked)})"
+        rows += [dataclasses.replace(c, tuned=picked) for c in _per_group(members, setting)]
+    return rows + _comparisons(by_setting, factors, tuning)
 
 
 def _per_group(members: list[RunData], setting: str) -> list[Claim]:
@@ -154,6 +182,8 @@ def _per_group(members: list[RunData], setting: str) -> list[Claim]:
                 f"largest / smallest layer {value.text(_g)}", at_most(value, SPREAD_BOUND),
                 f"holds if the ratio is <= {SPREAD_BOUND:g}",
             ))  # fmt: skip
+    if first.activation in ("tanh", "relu") and auto and plain and (first.depth or 0) >= DEEP:
+        rows += _trains(members, setting)
     nielsen = first.params.get("model.name") == "mlp" and first.params.get("model.width") == "30"
     nielsen = nielsen and first.params.get("model.init") == "nielsen" and plain  # the book's net
     if first.activation == "sigmoid" and first.depth == 4 and nielsen:
@@ -173,6 +203,37 @@ def _per_group(members: list[RunData], setting: str) -> list[Claim]:
     return rows
 
 
+def _trains(members: list[RunData], setting: str) -> list[Claim]:
+    """The claim that a deep tanh or ReLU net trains: its accuracy half way from chance to perfect."""
+    chance = members[0].last(mn.TEST_CHANCE_ACC)
+    if chance is None:  # runs recorded before the chance level was logged
+        return []
+    bound = chance + TRAINS_SHARE * (1 - chance)
+    measure, what = accuracy_measure(members)
+    value = accuracy_interval([r for r in members if r.plottable], measure)
+    left_out = _diverged_text(members)
+    if value is None:
+        measured, verdict = f"{what}: none{left_out}", CANNOT_TELL
+    else:
+        measured, verdict = f"{what} {value.text(_g)}{left_out}", at_least(value, bound)
+    activation = members[0].activation
+    return [Claim(
+        f"deep_{activation}_trains", f"deep {activation} nets train (well above chance)", setting,
+        "ReLU and tanh nets train at depths where sigmoid nets do not (Glorot & Bengio 2010; Glorot et al. "
+        "2011)", measured, verdict,
+        f"holds if the accuracy is >= {bound:.3g}, half way from chance ({chance:.3g}) to 1",
+    )]  # fmt: skip
+
+
+def _diverged_text(runs: list[RunData]) -> str:
+    """Return "; 1 of 3 diverged (lr 0.1), left out: see Notes" for the diverged among `runs`, else ""."""
+    diverged = [r for r in runs if r.outcome == outcomes.DIVERGED]
+    if not diverged:
+        return ""
+    lrs = ", ".join(sorted({r.params.get("optimizer.lr", "?") for r in diverged}))
+    return f"; {len(diverged)} of {len(runs)} diverged (lr {lrs}), left out: see Notes"
+
+
 # (key, factor, claim, runs of which activation, whether the larger factor value scores higher, source)
 _COMPARISONS = (
     ("deeper_sigmoid_worse", "depth", "deeper sigmoid nets reach a lower test accuracy", "sigmoid", False,
@@ -185,7 +246,7 @@ _COMPARISONS = (
 
 
 def _comparisons(
-    by_setting: dict[tuple[str, ...], list[RunData]], factors: list[tuple[str, str]]
+    by_setting: dict[tuple[str, ...], list[RunData]], factors: list[tuple[str, str]], tuning: Tuning | None
 ) -> list[Claim]:
     keys = [k for k, _ in factors]
     rows = []
@@ -202,36 +263,66 @@ def _comparisons(
                 arms_by_rest.setdefault(rest, {})[values[index]] = members
 
         for rest, arms in arms_by_rest.items():
-            arms = {value: runs for value, runs in arms.items() if _number(value) is not None}
+            arms = {value: runs for value, runs in arms.items() if number(value) is not None}
             if len(arms) < 2:  # a missing param ("?") is no arm
                 continue
-            ordered = sorted(arms, key=_number)
+            ordered = sorted(arms, key=number)
             measure, what = _measure(factor, [r for runs in arms.values() for r in runs])
             higher, lower = (ordered[-1], ordered[0]) if larger_is_higher else (ordered[0], ordered[-1])
             ended = {arm: [r for r in runs if r.plottable] for arm, runs in arms.items()}  # not diverged
-            a, b = interval(measure(r) for r in ended[higher]), interval(measure(r) for r in ended[lower])
+            one = accuracy_interval if factor != "optimizer.lr" else _seed_interval
+            a, b = one(ended[higher], measure), one(ended[lower], measure)
             verdict = above(a, b) if a is not None and b is not None else CANNOT_TELL
-            parts = "; ".join(f"{factor}={arm} {interval_text(ended[arm], measure)}" for arm in ordered)
+            picked = {arm: tuning.picked_values(arms[arm][0]) for arm in ordered} if tuning else {}
+            parts = "; ".join(
+                f"{factor}={arm}{_tuned_text(tuning, picked.get(arm))} "
+                f"{_text(one(ended[arm], measure))}{_diverged_text(arms[arm])}"
+                for arm in ordered
+            )
+            tuned = {k: {arm: picked[arm].get(k) for arm in ordered} for k in tuning.keys} if picked else {}
             setting = setting_text(rest, rest_factors) or "all runs"
             rows.append(Claim(
                 key, claim, setting, literature, f"{what}: {parts}", verdict,
-                "holds if the 95 % intervals separate (needs 2+ seeds per setting)",
+                "holds if the 95 % intervals separate (over seeds: 2+ per setting; one seed's accuracy: "
+                "its test set's Wilson interval)", tuned,
             ))  # fmt: skip
     return rows
+
+
+def _tuned_text(tuning: Tuning | None, picked: dict[str, Any] | None) -> str:
+    return f" ({tuning.text(picked)})" if tuning and picked else ""
 
 
 def _measure(factor: str, runs: list[RunData]) -> tuple[Callable[[RunData], float | None], str]:
     """Return what a comparison measures on every run alike: one measure per comparison, never a mix."""
     if factor == "optimizer.lr":
         return _mean_dead, "dead fraction @end"
-    if all(r.last(mn.TEST_BEST_ACC) is not None for r in runs):
+    return accuracy_measure(runs)
+
+
+def accuracy_measure(runs: list[RunData]) -> tuple[Callable[[RunData], float | None], str]:
+    """Return the test accuracy every one of `runs` has (the best-validation checkpoint's, else the final
+    weights'), and its name."""
+    if all(r.last(mn.TEST_BEST_ACC) is not None for r in runs if r.plottable):
         return (lambda r: r.last(mn.TEST_BEST_ACC)), "test accuracy of the best-validation checkpoint"
     return (lambda r: r.last(mn.TEST_ACC)), "test accuracy of the final weights"
 
 
-def interval_text(runs: list[RunData], measure: Callable[[RunData], float | None]) -> str:
-    """Return `measure`'s interval over `runs` as text."""
-    value = interval(measure(r) for r in runs)
+def accuracy_interval(runs: list[RunData], measure: Callable[[RunData], float | None]) -> Interval | None:
+    """Return the interval of an accuracy over `runs`: over seeds when there are two or more; for one run,
+    the Wilson interval of its test set (where it logged how many images that is)."""
+    measured = [(r, v) for r in runs if (v := measure(r)) is not None and math.isfinite(v)]
+    images = measured[0][0].last(mn.TEST_EXAMPLES) if len(measured) == 1 else None
+    if images:
+        return wilson(measured[0][1], int(images))
+    return interval(v for _, v in measured)
+
+
+def _seed_interval(runs: list[RunData], measure: Callable[[RunData], float | None]) -> Interval | None:
+    return interval(measure(r) for r in runs)
+
+
+def _text(value: Interval | None) -> str:
     return value.text(_g) if value is not None else "—"
 
 
@@ -239,16 +330,6 @@ def _mean_dead(run: RunData) -> float | None:
     values = [end_value(run, mn.layer_key(mn.ACT_DEAD, n)) for n in run.layers(mn.ACT_DEAD)]
     values = [v for v in values if v is not None]
     return statistics.fmean(values) if values else None
-
-
-def _number(text: str) -> float | None:
-    """Return a factor's value as a number for ordering (False < True), None if it is none."""
-    if text in ("True", "False"):
-        return float(text == "True")
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 def _g(value: float) -> str:
@@ -271,8 +352,11 @@ CLAIMS_LEGEND = (
     "Each claim is tested where the sweep's factors can test it, per setting (every varying factor but the "
     "seed; never pooled), on the mean over seeds with a 95 % t-interval. A bound holds when the whole "
     "interval is on the claimed side, does not hold when it is wholly on the other, and cannot tell when "
-    "it straddles the bound (one seed: its value decides). A comparison needs two seeds or more per "
-    f"setting and separate intervals. @end = mean of the last {END_POINTS} monitored steps."
+    "it straddles the bound (one seed: its value decides). A comparison needs separate intervals: over "
+    "seeds, two or more per setting; for one seed's test accuracy, the Wilson interval of its test set, "
+    "which covers the finite test set, not seed-to-seed variation (the row says which: n=3, or 1 seed and "
+    "its test images). Where the sweep tunes a key, each setting is tested at its picked value (Tuned "
+    f"selection). @end = mean of the last {END_POINTS} monitored steps."
 )
 
 

@@ -25,7 +25,14 @@ from actstudy.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms, read_hi
 from actstudy.report.style import activation_order, activation_rank
 
 #: Metric keys read with their full history: these scalars and every layer of these per-layer families.
-SCALAR_METRICS = (*mn.SPLIT_METRICS, mn.VAL_ACC_BEST, mn.TEST_BEST_ACC, mn.GRAD_FIRST_TO_LAST)
+SCALAR_METRICS = (
+    *mn.SPLIT_METRICS,
+    mn.VAL_ACC_BEST,
+    mn.TEST_BEST_ACC,
+    mn.GRAD_FIRST_TO_LAST,
+    mn.TEST_EXAMPLES,
+    mn.TEST_CHANCE_ACC,
+)
 LAYER_FAMILIES = (mn.GRAD_WEIGHT_RMS, mn.GRAD_BIAS_L2, mn.ACT_SATURATED, mn.ACT_DEAD)
 #: Per-layer families read too but not missed when absent (runs recorded before they existed).
 OPTIONAL_LAYER_FAMILIES = (mn.ACT_MEAN, mn.ACT_P02, mn.ACT_P98, mn.ACT_DERIV_MEAN)

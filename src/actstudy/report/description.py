@@ -7,6 +7,7 @@ its Markdown writer; too long for a tag, tables are cut with a pointer to the re
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from urllib.parse import urlencode
 
@@ -24,6 +25,7 @@ from actstudy.report.collect import RunData, SweepData, collect_run
 from actstudy.report.render import Block, Bullets, Document, Strong, Table, to_markdown
 from actstudy.report.stats import END_POINTS, end_value
 from actstudy.report.tables import METRICS, fmt_ratio, key_numbers, run_table
+from actstudy.report.tuning import Tuning
 from actstudy.tracking import UI_VIEW, retry
 
 
@@ -67,18 +69,31 @@ def describe_run(client: MlflowClient, run_id: str, outcome: str, figure: str | 
 
 
 def sweep_note(
-    sweep: SweepData, claims: list[Claim], report_link: str, limit: int = MAX_TAG_VAL_LENGTH
+    sweep: SweepData,
+    claims: list[Claim],
+    report_link: str,
+    limit: int = MAX_TAG_VAL_LENGTH,
+    tuning: Tuning | None = None,
 ) -> str:
-    """Return a sweep's description: link to the report, claims verdicts, key numbers, runs table.
+    """Return a sweep's description: link to the report, claims verdicts, key numbers, runs table; with
+    `tuning`, that the comparison is tuned, and key numbers of the picked runs.
 
     Within `limit` characters: the runs table goes first, then claims from the end, each time saying so.
     """
-    facts = Bullets([f"Full report with figures: [report.html]({report_link})"])
+    facts = [f"Full report with figures: [report.html]({report_link})"]
+    if tuning:
+        facts.append(
+            f"Tuned comparison: {', '.join(tuning.keys)} picked per setting by validation accuracy "
+            "(the report's Tuned selection has the sensitivity table)"
+        )
+    facts = Bullets(facts)
+    picked = tuning.runs(sweep.runs) if tuning else None
     full = claims_table(claims)
     # Without the rule column (long; the report has it).
     table = Table(full.columns[:5], [row[:5] for row in full.rows], full.numeric[:5])
-    numbers = [Bullets(key_numbers(sweep))] if sweep.runs else []
-    runs = [run_table(sweep)] if sweep.runs else []
+    shown = dataclasses.replace(sweep, runs=picked) if picked is not None else sweep
+    numbers = [Bullets(key_numbers(shown))] if shown.runs else []
+    runs = [run_table(sweep, picked)] if sweep.runs else []
     runs_cut = ["The table of runs is in the report."] if sweep.runs else []
     candidates = [(len(table.rows), runs)] + [(n, runs_cut) for n in range(len(table.rows), -1, -1)]
     for shown, runs_blocks in candidates:
@@ -94,11 +109,18 @@ def sweep_note(
     return for_mlflow(to_markdown(Document(f"actstudy sweep {sweep.sweep_id}", facts, {})))[:limit]
 
 
-def describe_sweep(client: MlflowClient, sweep: SweepData, claims: list[Claim], report_artifact: str) -> None:
+def describe_sweep(
+    client: MlflowClient,
+    sweep: SweepData,
+    claims: list[Claim],
+    report_artifact: str,
+    tuning: Tuning | None = None,
+) -> None:
     """Set the sweep's parent run description, linking the report artifact's page in the MLflow UI."""
     experiment = retry(lambda: client.get_run(sweep.parent_run_id)).info.experiment_id
     link = f"#/experiments/{experiment}/runs/{sweep.parent_run_id}/artifacts/{report_artifact}?{UI_VIEW}"
-    retry(lambda: client.set_tag(sweep.parent_run_id, MLFLOW_RUN_NOTE, sweep_note(sweep, claims, link)))
+    note = sweep_note(sweep, claims, link, tuning=tuning)
+    retry(lambda: client.set_tag(sweep.parent_run_id, MLFLOW_RUN_NOTE, note))
 
 
 def for_mlflow(markdown: str) -> str:

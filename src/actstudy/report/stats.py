@@ -16,17 +16,30 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.045, 2.042)  # fmt: skip
 
 
+SEEDS, TEST_IMAGES = "seeds", "test images"  # what an interval's spread covers
+
+
 @dataclass(frozen=True)
 class Interval:
-    """The mean of `n` values with a 95 % t-interval [low, high] (low = high = mean when n == 1)."""
+    """A mean with a 95 % interval [low, high] over `n` things, `over` saying which: seeds (a t-interval of
+    n runs; low = high = mean when n == 1), or the test images of one run (a Wilson interval)."""
 
     mean: float
     low: float
     high: float
     n: int
+    over: str = SEEDS
+
+    @property
+    def can_rank(self) -> bool:
+        """Return whether the interval has a spread to compare (two seeds or more, or a test-set one)."""
+        return self.n >= 2
 
     def text(self, fmt: Callable[[float], str]) -> str:
-        """Return e.g. "0.21 [0.18, 0.25] (n=3)", or "0.21 (1 seed)"."""
+        """Return e.g. "0.21 [0.18, 0.25] (n=3)", "0.21 (1 seed)" or "0.21 [0.19, 0.24] (1 seed, 1000 test
+        images)"."""
+        if self.over == TEST_IMAGES:
+            return f"{fmt(self.mean)} [{fmt(self.low)}, {fmt(self.high)}] (1 seed, {self.n} test images)"
         if self.n == 1:
             return f"{fmt(self.mean)} (1 seed)"
         return f"{fmt(self.mean)} [{fmt(self.low)}, {fmt(self.high)}] (n={self.n})"
@@ -48,6 +61,18 @@ def interval(values: Iterable[float], log: bool = False) -> Interval | None:
     if log:
         mean, low, high = math.exp(mean), math.exp(low), math.exp(high)
     return Interval(mean, low, high, len(xs))
+
+
+def wilson(accuracy: float, images: int, z: float = 1.96) -> Interval:
+    """Return the 95 % Wilson score interval of an accuracy measured on `images` test images.
+
+    It covers the sampling of a finite test set (another 1,000 images of the same distribution would give
+    an accuracy in it 95 % of the time), not seed-to-seed variation: a one-seed comparison's only spread.
+    """
+    n, p = images, min(max(accuracy, 0.0), 1.0)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return Interval(p, max(centre - half, 0.0), min(centre + half, 1.0), n, TEST_IMAGES)
 
 
 def end_value(run: RunData, key: str) -> float | None:

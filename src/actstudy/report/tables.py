@@ -75,6 +75,21 @@ def setting_columns(runs: list[RunData]) -> list[tuple[str, str]]:
     return cols + [(key, key) for key in sorted(extra)]
 
 
+def label_of(key: str) -> str:
+    """Return a param's column label ("optimizer.lr" -> "lr"), the key itself for unlisted ones."""
+    return dict(ALWAYS_COLUMNS + SETTING_COLUMNS).get(key, key)
+
+
+def number(text: str) -> float | None:
+    """Return a param's value as a number for ordering (False < True), None if it is none."""
+    if text in ("True", "False"):
+        return float(text == "True")
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def fmt_acc(value: float | None) -> str:
     """Return an accuracy in [0, 1] as ``0.873``, or an em dash for None."""
     return MISSING if value is None else f"{value:.3f}"
@@ -140,12 +155,16 @@ METRICS: tuple[tuple[str, Callable[[RunData], float | None], Format], ...] = (
 )
 
 
-def run_table(sweep: SweepData) -> Table:
-    """Return the table with one row per child run, in ``sweep.runs`` order."""
+def run_table(sweep: SweepData, picked: list[RunData] | None = None) -> Table:
+    """Return the table with one row per child run, in ``sweep.runs`` order; with ``picked`` (the runs a
+    tuned comparison uses), a column marking them."""
     settings = setting_columns(sweep.runs)
     columns = ["run"] + [label for _, label in settings] + [m[0] for m in METRICS] + ["outcome", "wall time"]
     numeric = [False] + [key in NUMERIC_SETTINGS for key, _ in settings]
     numeric += [True] * len(METRICS) + [False, True]
+    chosen = {id(r) for r in picked} if picked is not None else None
+    if chosen is not None:
+        columns, numeric = columns + ["picked"], numeric + [False]
     rows = []
     for run in sweep.runs:
         outcome = run.outcome
@@ -156,6 +175,7 @@ def run_table(sweep: SweepData) -> Table:
             + [run.params.get(key, MISSING) for key, _ in settings]
             + [fmt(value(run)) for _, value, fmt in METRICS]
             + [outcome, fmt_duration(run.wall_time_s)]
+            + (["✓" if id(run) in chosen else ""] if chosen is not None else [])
         )
     return Table(columns, rows, numeric)
 
