@@ -30,7 +30,7 @@ from actstudy import metric_names as mn
 from actstudy import outcomes
 from actstudy.report.collect import RunData
 from actstudy.report.render import Table
-from actstudy.report.stats import END_POINTS, Interval, end_value, interval, wilson
+from actstudy.report.stats import END_POINTS, Interval, clipped, end_value, interval, wilson
 from actstudy.report.tables import number
 from actstudy.report.tuning import Tuning, setting_factors
 
@@ -315,7 +315,7 @@ def accuracy_interval(runs: list[RunData], measure: Callable[[RunData], float | 
     images = measured[0][0].last(mn.TEST_EXAMPLES) if len(measured) == 1 else None
     if images:
         return wilson(measured[0][1], int(images))
-    return interval(v for _, v in measured)
+    return clipped(interval(v for _, v in measured))
 
 
 def _seed_interval(runs: list[RunData], measure: Callable[[RunData], float | None]) -> Interval | None:

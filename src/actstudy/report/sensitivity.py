@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from actstudy import outcomes
 from actstudy.figure_grid import Margins, axes_grid, figure_title, save, title_room
-from actstudy.metric_names import TEST_BEST_ACC
+from actstudy.metric_names import TEST_BEST_ACC, TEST_CHANCE_ACC
 from actstudy.report.render import FigureFile, Table
 from actstudy.report.stats import interval
 from actstudy.report.style import LINESTYLES, MARKERS, activation_color
@@ -67,7 +67,9 @@ def sensitivity_figure(tuning: Tuning, path: Path) -> FigureFile | None:
     width = max(4.6, 3.8 * len(panels))
     fig = Figure(figsize=(width, 3.8))
     margins = Margins(left=0.8, top=0.7 + title_room(title, width), bottom=0.75, wgap=0.3)
-    axes = axes_grid(fig, 1, len(panels), margins, sharey=True)[0]
+    axes = axes_grid(fig, 1, len(panels), margins, sharey=True, sharex=True)[0]
+    runs = [r for s in tuning.selections for c in s.candidates for r in c.runs]
+    chance = next((c for r in runs if (c := r.last(TEST_CHANCE_ACC)) is not None), None)
     for ax, (panel, selections) in zip(axes, panels.items(), strict=True):
         color = activation_color(panel)
         for i, s in enumerate(selections):
@@ -86,6 +88,8 @@ def sensitivity_figure(tuning: Tuning, path: Path) -> FigureFile | None:
             if s.picked and s.picked.score:
                 ax.plot([x_of[s.picked.values]], [s.picked.score.mean], ls="none", marker="o", ms=13,
                         mfc="none", mec="black", mew=1.3)  # fmt: skip
+        if chance is not None:
+            ax.axhline(chance, color="0.4", ls=":", lw=1)
         ax.set_title(panel, color=color, fontweight="bold")
         ax.grid(True, alpha=0.35)
         ax.set_ylim(-0.05, 1.05)
@@ -100,6 +104,7 @@ def sensitivity_figure(tuning: Tuning, path: Path) -> FigureFile | None:
     figure_title(fig, title)
     caption = (
         "Mean over seeds of each run's best validation accuracy with its 95 % interval; a red cross at 0 "
-        "marks a value whose runs diverged or failed (untrainable); a black circle the value picked."
+        "marks a value whose runs diverged or failed (untrainable); a black circle the value picked; the "
+        "dotted line is chance (1 / number of classes)."
     )
     return FigureFile(save(fig, path), "Sensitivity to the tuned values", caption)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Callable, Iterable
@@ -61,6 +62,13 @@ def interval(values: Iterable[float], log: bool = False) -> Interval | None:
     if log:
         mean, low, high = math.exp(mean), math.exp(low), math.exp(high)
     return Interval(mean, low, high, len(xs))
+
+
+def clipped(value: Interval | None) -> Interval | None:
+    """Return an interval of a fraction (an accuracy) with its ends clipped to [0, 1]."""
+    if value is None:
+        return None
+    return dataclasses.replace(value, low=max(value.low, 0.0), high=min(value.high, 1.0))
 
 
 def wilson(accuracy: float, images: int, z: float = 1.96) -> Interval:

@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actstudy import outcomes
+from actstudy.metric_names import TEST_CHANCE_ACC
 from actstudy.report.collect import RunData
-from actstudy.report.stats import Interval, interval
+from actstudy.report.stats import Interval, clipped, interval
 from actstudy.report.tables import MISSING, best_val_acc, label_of, number, setting_columns
 
 RULE = (
@@ -103,7 +104,7 @@ def tune(runs: list[RunData], keys: tuple[str, ...]) -> Tuning:
 def _candidate(values: tuple[str, ...], runs: list[RunData]) -> Candidate:
     done = [best_val_acc(r) for r in runs if r.outcome == outcomes.COMPLETED]
     bad = [r for r in runs if r.outcome in (outcomes.DIVERGED, outcomes.FAILED)]
-    return Candidate(values, runs, interval(v for v in done if v is not None), bad)
+    return Candidate(values, runs, clipped(interval(v for v in done if v is not None)), bad)
 
 
 def _select(setting: tuple[str, ...], candidates: list[Candidate], keys: tuple[str, ...]) -> Selection:
@@ -117,6 +118,9 @@ def _select(setting: tuple[str, ...], candidates: list[Candidate], keys: tuple[s
     untrainable = [c for c in candidates if c.untrainable]
     if untrainable:
         reason += f"; untrainable (diverged or failed): {', '.join(_values_text(c) for c in untrainable)}"
+    chance = next((c for r in best.runs if (c := r.last(TEST_CHANCE_ACC)) is not None), None)
+    if chance is not None and all(c.score.low <= chance for c in eligible):
+        reason += f"; no value trains above chance ({chance:.2g}): the pick is arbitrary"
     if len(candidates) == 1:
         reason += f"; {label} does not vary in this setting"
     elif len(keys) == 1 and best in (candidates[0], candidates[-1]) and number(best.values[0]) is not None:
