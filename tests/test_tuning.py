@@ -119,7 +119,7 @@ def test_a_diverged_run_is_named_with_its_step_lr_and_whether_smaller_lrs_traine
     runs = [run("relu", 8, 0, 0.3, 0.1, outcome="diverged"), run("relu", 8, 0, 0.03, 0.99)]
     runs += [run("tanh", 8, 0, 0.3, 0.1, outcome="diverged")]
     notes = instability_notes(runs, tune(runs, LR))
-    assert "relu-d8-s0_lr=0.3 diverged at step 37 (lr 0.3)" in notes[0]
+    assert "relu-d8-s0_lr=0.3: 1 of 1 run(s) at lr 0.3 diverged (non-finite loss at step 37)" in notes[0]
     assert "trained at smaller learning rates: 0.03 (best val acc 0.990 (1 seed))" in notes[0]
     assert "compared at lr 0.03" in notes[0]
     assert "no smaller learning rate was tried" in notes[1] and "not that the activation cannot" in notes[1]
@@ -127,3 +127,5 @@ def test_a_diverged_run_is_named_with_its_step_lr_and_whether_smaller_lrs_traine
     deep += [run("relu", 8, 2, 0.1, 0.1, outcome="diverged", chance=0.1)]
     claim = next(c for c in evaluate_claims(deep) if c.key == "deep_relu_trains")
     assert "1 of 3 diverged (lr 0.1), left out: see Notes" in claim.measured
+    assert "test/acc" not in deep[2].missing() and "val/acc" not in deep[2].missing()  # never tested
+    assert len(instability_notes(deep + [run("relu", 8, 3, 0.1, 0.1, outcome="diverged")], None)) == 1

@@ -113,7 +113,10 @@ class RunData:
 
     def missing(self) -> list[str]:
         """Return human-readable names of metrics the report expects but this run lacks."""
-        gaps = [k for k in (mn.VAL_ACC, mn.TEST_ACC, mn.GRAD_FIRST_TO_LAST) if not self.series(k)]
+        expected = (mn.VAL_ACC, mn.TEST_ACC, mn.GRAD_FIRST_TO_LAST)
+        if self.outcome == outcomes.DIVERGED:  # stopped at its non-finite loss: never tested
+            expected = (mn.VAL_ACC, mn.GRAD_FIRST_TO_LAST)
+        gaps = [k for k in expected if not self.series(k)]
         depth = self.depth
         for family in LAYER_FAMILIES:
             if family in _REGION_PARAMS and self.params.get(_REGION_PARAMS[family]) == "None":

@@ -147,19 +147,24 @@ def _acc(value: float) -> str:
 
 
 def instability_notes(runs: list[RunData], tuned: Tuning | None) -> list[str]:
-    """Return one note per diverged run: its step and learning rate, and whether smaller learning rates of
-    the same setting trained, so that a diverged run never reads as "the activation failed" alone."""
+    """Return one note per setting and learning rate with diverged runs: which runs, at which steps, and
+    whether smaller learning rates of the same setting trained, so that a diverged run never reads as "the
+    activation failed" alone."""
     lr_key = "optimizer.lr"
     factors = setting_factors(runs, (lr_key,))
-    notes = []
+    setting_of = lambda r: tuple(r.params.get(k, MISSING) for k, _ in factors)  # noqa: E731
+    diverged: dict[tuple[tuple[str, ...], str], list[RunData]] = {}
     for run in runs:
-        if run.outcome != outcomes.DIVERGED:
-            continue
-        lr, step = number(run.params.get(lr_key, MISSING)), run.tags.get(outcomes.DIVERGED_STEP, "?")
-        text = f"{run.name} diverged at step {step} (lr {run.params.get(lr_key, MISSING)})"
-        setting = [run.params.get(k, MISSING) for k, _ in factors]
-        smaller = [r for r in runs if _below(r.params.get(lr_key, MISSING), lr)
-                   and [r.params.get(k, MISSING) for k, _ in factors] == setting]  # fmt: skip
+        if run.outcome == outcomes.DIVERGED:
+            diverged.setdefault((setting_of(run), run.params.get(lr_key, MISSING)), []).append(run)
+    notes = []
+    for (setting, lr_text), bad in diverged.items():
+        same = [r for r in runs if setting_of(r) == setting and r.params.get(lr_key, MISSING) == lr_text]
+        steps = ", ".join(sorted({r.tags.get(outcomes.DIVERGED_STEP, "?") for r in bad}, key=_step_order))
+        text = f"{', '.join(r.name for r in bad)}: {len(bad)} of {len(same)} run(s) at lr {lr_text} diverged"
+        text += f" (non-finite loss at step {steps})"
+        smaller = [r for r in runs if setting_of(r) == setting and _below(r.params.get(lr_key, MISSING),
+                                                                          number(lr_text))]  # fmt: skip
         trained = sorted({r.params[lr_key] for r in smaller if r.outcome == outcomes.COMPLETED}, key=number)
         if trained:
             accs = ", ".join(f"{v} ({_best_text(smaller, lr_key, v)})" for v in trained)
@@ -173,10 +178,14 @@ def instability_notes(runs: list[RunData], tuned: Tuning | None) -> list[str]:
                 "[optimizer.lr] over several optimizer.lr values, e.g. experiment=fair_comparison)"
             )
         if tuned is not None and lr_key in tuned.keys:
-            picked = tuned.picked_values(run).get(lr_key)
+            picked = tuned.picked_values(bad[0]).get(lr_key)
             text += f"; its setting is compared at lr {picked:g}" if isinstance(picked, float) else ""
         notes.append(text + ".")
     return notes
+
+
+def _step_order(step: str) -> tuple[int, str]:
+    return (int(step), "") if step.isdigit() else (1 << 62, step)
 
 
 def _below(text: str, bound: float | None) -> bool:
@@ -186,5 +195,5 @@ def _below(text: str, bound: float | None) -> bool:
 
 def _best_text(runs: list[RunData], key: str, value: str) -> str:
     done = [r for r in runs if r.params.get(key) == value and r.outcome == outcomes.COMPLETED]
-    scores = interval(best_val_acc(r) for r in done)
+    scores = clipped(interval(best_val_acc(r) for r in done))
     return f"best val acc {scores.text(_acc)}" if scores else "no val acc"
