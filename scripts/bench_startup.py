@@ -15,9 +15,9 @@ on PYTHONPATH, the median of `--repeats`:
     first training step to its last metric point (validation and test included);
   - report: `python -m actstudy.report` on a 9-job sweep (sigmoid, tanh, relu x depth 2, 4, 8; made once
     per tree, tiny sizes).
-  - with `--quickstart`, once per tree: the README's quick start (`-m activation=sigmoid,tanh,relu
-    depth=2,4,8 data=shapes`, full size, a new store and an empty cache): its wall time (minutes) and its
-    overhead share.
+  - with `--quickstart`, once per tree: the README's former quick start (`-m activation=sigmoid,tanh,relu
+    depth=2,4,8 data=shapes`, lr 0.1 for all: a workload every tree has; full size, a new store and an
+    empty cache): its wall time (minutes) and its overhead share.
 The load average is printed: the machine may be shared, which is why medians are taken.
 
     python scripts/bench_startup.py [--src /path/to/base/src --src src] [--repeats 3] [--quickstart]
