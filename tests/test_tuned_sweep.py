@@ -69,6 +69,8 @@ def test_the_report_command_re_reports_with_or_without_tuning(tuned, tmp_path: P
         rows = json.loads((out / "claims.json").read_text())
         assert all(bool(row["tuned"]) == expect_tuned for row in rows)
         assert ("## Tuned selection" in (out / "report.md").read_text()) == expect_tuned
+    result = run_cli("actstudy.report", ["--sweep", parent, "--tune", "optimizer.lrr"], cwd=tmp_path, uri=uri)
+    assert result.returncode == 2 and "--tune optimizer.lrr: no run of the sweep has" in result.stderr
 
 
 def test_bad_tuned_keys_stop_the_sweep_before_anything_runs(tmp_path: Path):

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy import outcomes
 from actstudy.report.claims import CLAIMS_LEGEND, Claim, claims_table, evaluate_claims, verdict_tags
-from actstudy.report.collect import SweepData, collect_sweep
+from actstudy.report.collect import ReportError, SweepData, collect_sweep
 from actstudy.report.description import describe_sweep
 from actstudy.report.figures import metric_figures
 from actstudy.report.render import Bullets, Code, Document, Strong, Text, to_html, to_markdown
@@ -150,6 +150,9 @@ def write_report(
     """
     sweep = collect_sweep(client, parent_run_id)
     keys = tuned_keys(sweep) if tune_keys is None else tune_keys
+    unknown = [k for k in keys if sweep.runs and not any(k in r.params for r in sweep.runs)]
+    if unknown:
+        raise ReportError(f"--tune {unknown[0]}: no run of the sweep has that param (e.g. optimizer.lr)")
     tuning = tune(sweep.runs, keys) if keys else None
     claims = evaluate_claims(sweep.runs, tuning)
     out = Path(out_dir) if out_dir is not None else default_out_dir(sweep)
