@@ -349,7 +349,7 @@ class RunConfig:
             raise ConfigError(f"seed={self.seed}: must be in [{SEED_RANGE[0]}, {SEED_RANGE[1]}]")
         choice("resume", self.resume, RESUME_MODES)
         for key in self.report.tune:
-            tunable_problem(self, key)
+            check_tunable(self, key)
         processes = self.trainer.devices * self.trainer.num_nodes
         if self.data.batch_size % processes:
             raise ConfigError(
@@ -372,7 +372,7 @@ def config_keys(cfg: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def tunable_problem(cfg: RunConfig, key: str) -> None:
+def check_tunable(cfg: RunConfig, key: str) -> None:
     """Raise ConfigError unless `key` (an entry of `report.tune`) is a key of `cfg` that changes training."""
     from actstudy.identity import is_identity_key
 

@@ -19,7 +19,7 @@ from actstudy.report.claims import CLAIMS_LEGEND, Claim, claims_table, evaluate_
 from actstudy.report.collect import ReportError, SweepData, collect_sweep
 from actstudy.report.description import describe_sweep
 from actstudy.report.figures import metric_figures
-from actstudy.report.render import Bullets, Code, Document, Strong, Text, to_html, to_markdown
+from actstudy.report.render import Bullets, Code, Document, FigureFile, Strong, Text, to_html, to_markdown
 from actstudy.report.sensitivity import FILE_NAME as SENSITIVITY_FIGURE
 from actstudy.report.sensitivity import sensitivity_figure, sensitivity_table
 from actstudy.report.tables import AGGREGATE_LEGEND, RUNS_LEGEND, aggregate_table, key_numbers, run_table
@@ -110,9 +110,10 @@ def build_report(
     notes += _run_notes(sweep) + instability_notes(sweep.runs, tuning)
     claims = evaluate_claims(sweep.runs, tuning) if claims is None else claims
     summary, aggregate = key_numbers(shown), aggregate_table(shown)
+    tuned = _tuned_section(tuning, out_dir) if tuning else None
     sections = {  # heading: blocks, or None to leave the section out
         "Claims": [claims_table(claims), CLAIMS_LEGEND] if claims else None,
-        "Tuned selection": _tuned_section(tuning, out_dir) if tuning else None,
+        "Tuned selection": tuned,
         "Key numbers": [Bullets(summary)] if summary else None,
         "Runs": [run_table(sweep, shown.runs if tuning else None), RUNS_LEGEND] if sweep.runs else None,
         "Mean over seeds": [aggregate, AGGREGATE_LEGEND] if aggregate is not None else None,
@@ -126,7 +127,7 @@ def build_report(
     page.write_text(to_html(doc), encoding="utf-8")
     table = out_dir / "claims.json"  # the verdicts as data, for scripts (and the parent's tags)
     table.write_text(json.dumps([dataclasses.asdict(c) for c in claims], indent=1, ensure_ascii=False))
-    sensitivity = [out_dir / SENSITIVITY_FIGURE] if tuning and (out_dir / SENSITIVITY_FIGURE).exists() else []
+    sensitivity = [b.path for b in tuned or [] if isinstance(b, FigureFile)]
     return md, [md, page, table, *(f.path for f in figures), *sensitivity]
 
 

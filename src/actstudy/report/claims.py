@@ -31,7 +31,7 @@ from actstudy import outcomes
 from actstudy.report.collect import RunData
 from actstudy.report.render import Table
 from actstudy.report.stats import END_POINTS, Interval, clipped, end_value, interval, wilson
-from actstudy.report.tables import number
+from actstudy.report.tables import chance_level, number
 from actstudy.report.tuning import Tuning, setting_factors
 
 HOLDS, FAILS, CANNOT_TELL = "holds", "does not hold", "cannot tell"
@@ -54,9 +54,8 @@ class Claim:
     measured: str
     verdict: str
     rule: str
-    tuned: dict[str, Any] = field(
-        default_factory=dict
-    )  # the picked values of tuned keys (per arm if compared)
+    # The picked values of the tuned keys ({key: value}; a comparison: {key: {arm: value}}).
+    tuned: dict[str, Any] = field(default_factory=dict)
 
 
 def at_most(value: Interval, bound: float) -> str:
@@ -205,8 +204,8 @@ def _per_group(members: list[RunData], setting: str) -> list[Claim]:
 
 def _trains(members: list[RunData], setting: str) -> list[Claim]:
     """The claim that a deep tanh or ReLU net trains: its accuracy half way from chance to perfect."""
-    chance = members[0].last(mn.TEST_CHANCE_ACC)
-    if chance is None:  # runs recorded before the chance level was logged
+    chance = chance_level(members)
+    if chance is None:  # runs recorded before the chance level was logged, or none tested
         return []
     bound = chance + TRAINS_SHARE * (1 - chance)
     measure, what = accuracy_measure(members)

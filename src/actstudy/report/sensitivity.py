@@ -9,11 +9,11 @@ from matplotlib.figure import Figure
 
 from actstudy import outcomes
 from actstudy.figure_grid import Margins, axes_grid, figure_title, save, title_room
-from actstudy.metric_names import TEST_BEST_ACC, TEST_CHANCE_ACC
+from actstudy.metric_names import TEST_BEST_ACC
 from actstudy.report.render import FigureFile, Table
 from actstudy.report.stats import interval
 from actstudy.report.style import LINESTYLES, MARKERS, activation_color
-from actstudy.report.tables import fmt_acc, label_of, number
+from actstudy.report.tables import chance_level, fmt_acc, label_of, number
 from actstudy.report.tuning import Candidate, Selection, Tuning, value_order
 
 FILE_NAME = "sensitivity.png"
@@ -69,7 +69,7 @@ def sensitivity_figure(tuning: Tuning, path: Path) -> FigureFile | None:
     margins = Margins(left=0.8, top=0.7 + title_room(title, width), bottom=0.75, wgap=0.3)
     axes = axes_grid(fig, 1, len(panels), margins, sharey=True, sharex=True)[0]
     runs = [r for s in tuning.selections for c in s.candidates for r in c.runs]
-    chance = next((c for r in runs if (c := r.last(TEST_CHANCE_ACC)) is not None), None)
+    chance = chance_level(runs)
     for ax, (panel, selections) in zip(axes, panels.items(), strict=True):
         color = activation_color(panel)
         for i, s in enumerate(selections):

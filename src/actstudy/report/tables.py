@@ -13,13 +13,14 @@ from actstudy.metric_names import (
     GRAD_FIRST_TO_LAST,
     TEST_ACC,
     TEST_BEST_ACC,
+    TEST_CHANCE_ACC,
     VAL_ACC,
     VAL_ACC_BEST,
     layer_key,
 )
 from actstudy.report.collect import RunData, SweepData
 from actstudy.report.render import Code, Em, Table, Text
-from actstudy.report.stats import END_POINTS, end_value, interval
+from actstudy.report.stats import END_POINTS, clipped, end_value, interval
 
 #: Settings shown when they vary across the sweep, as (param key, column label).
 #: Activation and depth always show.
@@ -134,6 +135,12 @@ def nielsen_ratio(run: RunData) -> float | None:
     return first / last if first is not None and last else None
 
 
+def chance_level(runs: list[RunData]) -> float | None:
+    """Return the accuracy of a uniform guess (1 / classes) from the first of `runs` that was tested and
+    logged it (diverged runs never are), or None."""
+    return next((c for r in runs if (c := r.last(TEST_CHANCE_ACC)) is not None), None)
+
+
 def best_val_acc(run: RunData) -> float | None:
     """Return the best validation accuracy (logged at the end, else the best logged value), or None."""
     logged = run.last(VAL_ACC_BEST)
@@ -187,10 +194,9 @@ def _over_runs(values: list[float | None], fmt: Format) -> str:
         return MISSING
     if value.n == 1:
         return fmt(value.mean)
-    low, high = value.low, value.high
-    if fmt is not fmt_ratio:  # a fraction: the interval clipped to [0, 1]
-        low, high = max(low, 0.0), min(high, 1.0)
-    return f"{fmt(value.mean)} [{fmt(low)}, {fmt(high)}]"
+    if fmt is not fmt_ratio:  # a fraction
+        value = clipped(value)
+    return f"{fmt(value.mean)} [{fmt(value.low)}, {fmt(value.high)}]"
 
 
 def aggregate_table(sweep: SweepData) -> Table | None:

@@ -18,10 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actstudy import outcomes
-from actstudy.metric_names import TEST_CHANCE_ACC
 from actstudy.report.collect import RunData
 from actstudy.report.stats import Interval, clipped, interval
-from actstudy.report.tables import MISSING, best_val_acc, label_of, number, setting_columns
+from actstudy.report.tables import (
+    MISSING,
+    best_val_acc,
+    chance_level,
+    fmt_acc,
+    label_of,
+    number,
+    setting_columns,
+)
 
 RULE = (
     "Picked per setting by the best mean validation accuracy over seeds (of each run's best validation "
@@ -114,11 +121,11 @@ def _select(setting: tuple[str, ...], candidates: list[Candidate], keys: tuple[s
         why = "every value diverged, failed or has no finished run"
         return Selection(setting, candidates, None, f"no {label} can be picked: {why}")
     best = max(eligible, key=lambda c: c.score.mean)  # max keeps the first (smaller) value of a tie
-    reason = f"best mean validation accuracy {best.score.text(_acc)} of {len(candidates)} value(s)"
+    reason = f"best mean validation accuracy {best.score.text(fmt_acc)} of {len(candidates)} value(s)"
     untrainable = [c for c in candidates if c.untrainable]
     if untrainable:
         reason += f"; untrainable (diverged or failed): {', '.join(_values_text(c) for c in untrainable)}"
-    chance = next((c for r in best.runs if (c := r.last(TEST_CHANCE_ACC)) is not None), None)
+    chance = chance_level(best.runs)
     if chance is not None and all(c.score.low <= chance for c in eligible):
         reason += f"; no value trains above chance ({chance:.2g}): the pick is arbitrary"
     if len(candidates) == 1:
@@ -140,10 +147,6 @@ def _value(text: str) -> float | str:
 
 def _values_text(c: Candidate) -> str:
     return "/".join(c.values)
-
-
-def _acc(value: float) -> str:
-    return f"{value:.3f}"
 
 
 def instability_notes(runs: list[RunData], tuned: Tuning | None) -> list[str]:
@@ -196,4 +199,4 @@ def _below(text: str, bound: float | None) -> bool:
 def _best_text(runs: list[RunData], key: str, value: str) -> str:
     done = [r for r in runs if r.params.get(key) == value and r.outcome == outcomes.COMPLETED]
     scores = clipped(interval(best_val_acc(r) for r in done))
-    return f"best val acc {scores.text(_acc)}" if scores else "no val acc"
+    return f"best val acc {scores.text(fmt_acc)}" if scores else "no val acc"
