@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from actstudy import metric_names as mn
+
 # Small enough for a CPU test (a few batches), large enough to exercise every code path.
 TINY = [
     "data=shapes",
@@ -82,13 +84,13 @@ def fault_env(folder: Path, rank: int, step: int | str) -> dict[str, str]:
 
 
 def metric_histories(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
-    """Return every metric of a run but MLflow's `system/*` samples (timed, not trained) as
+    """Return every metric of a run but the timed ones (MLflow's `system/*` samples, `perf/*`) as
     {key: [(step, value), ...]}, steps ascending."""
     client = MlflowClient(uri)
     return {
         key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
         for key in client.get_run(run_id).data.metrics
-        if not key.startswith("system/")
+        if not key.startswith(mn.TIMED_PREFIXES)
     }
 
 

@@ -246,7 +246,8 @@ def test_logs_only_on_monitored_steps_and_step_zero(shapes_batch):
     logger, _ = train_steps(cfg, batches, every_n_steps=2)
     assert sorted(logger.points) == [0, 2, 4]
     expected = {f"{m}/l{i:02d}" for m in ("grad/weight_l2", "grad/weight_rms", "grad/bias_l2",
-                "grad/update_ratio", "act/mean", "act/std", "act/saturated", "act/deriv_mean", "act/p02",
+                "grad/update_ratio", "act/mean", "act/std", "act/zero_fraction", "weight/norm",
+                "weight/distance_from_init", "act/saturated", "act/deriv_mean", "act/p02",
                 "act/p50", "act/p98") for i in (1, 2)}  # fmt: skip
     assert set(logger.points[2]) == expected | {"grad/first_to_last"}
 
@@ -256,3 +257,68 @@ def test_layer_keys_are_one_based_two_digits():
     assert layer_key(GRAD_WEIGHT_RMS, 12) == "grad/weight_rms/l12"
     assert parse_layer_key("grad/weight_rms/l03") == (GRAD_WEIGHT_RMS, 3)
     assert parse_layer_key(GRAD_FIRST_TO_LAST) is None
+
+
+def test_zero_fraction_and_distance_from_init_equal_a_direct_computation(shapes_batch):
+    cfg = config(
+        "model=mlp", "activation=relu", "depth=2", "model.width=6", "data=shapes", "optimizer.lr=0.5"
+    )
+    x, y = shapes_batch
+    batches = [(x[i * 8 : (i + 1) * 8], y[i * 8 : (i + 1) * 8]) for i in range(3)]
+    torch.manual_seed(0)
+    model = build_model(cfg, tuple(x.shape[1:]), 10)
+    reference = copy.deepcopy(model)
+    outputs: list[torch.Tensor] = []
+    for block in reference.blocks:
+        block.act.register_forward_hook(lambda m, i, out: outputs.append(out.detach()))
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
+    initial = [b.layer.weight.detach().clone() for b in reference.blocks]
+    direct = []  # per step: (zero fractions, norms, distances) of the weights before that step's update
+    for bx, by in batches:
+        outputs.clear()
+        weights = [b.layer.weight.detach().clone() for b in reference.blocks]
+        optimizer.zero_grad()
+        F.cross_entropy(reference(bx), by).backward()
+        zeros = [(out == 0).float().mean().item() for out in outputs]
+        norms = [w.norm().item() for w in weights]
+        moved = [((w - w0).norm() / w0.norm()).item() for w, w0 in zip(weights, initial, strict=True)]
+        direct.append((zeros, norms, moved))
+        optimizer.step()
+
+    logger, _ = train_steps(cfg, batches, model=model)
+    for step, (zeros, norms, moved) in enumerate(direct):
+        logged = logger.points[step]
+        for i in range(2):
+            key = f"l{i + 1:02d}"
+            assert logged[f"act/zero_fraction/{key}"] == pytest.approx(zeros[i], abs=1e-7)
+            assert logged[f"weight/norm/{key}"] == pytest.approx(norms[i], rel=1e-5)
+            assert logged[f"weight/distance_from_init/{key}"] == pytest.approx(moved[i], rel=1e-4, abs=1e-7)
+    assert 0.2 < direct[0][0][0] < 0.8  # ReLU outputs are sparse: a real fraction of exact zeros
+    assert direct[0][2] == [0.0, 0.0] and min(direct[2][2]) > 0  # step 0 is the init itself
+
+
+def test_a_resumed_run_continues_the_distance_from_the_same_init(tmp_path):
+    from actstudy import training
+    from actstudy.data import load_splits
+    from tests.monitor_helpers import MemoryLogger
+
+    def train(epochs: int, folder: str, resume: bool = False) -> dict[int, dict[str, float]]:
+        cfg = config(
+            "model=mlp", "activation=tanh", "depth=2", "model.width=4", "data=shapes", "data.train_size=48",
+            "data.val_size=8", "data.test_size=8", "data.batch_size=8", f"trainer.max_epochs={epochs}",
+            "trainer.accelerator=cpu", "trainer.progress=none", "monitor.every_n_steps=2",
+        )  # fmt: skip
+        checkpoints, logger = tmp_path / folder, MemoryLogger()
+        resume_from = checkpoints / training.LAST_CHECKPOINT if resume else None
+        result = training.train(cfg, load_splits(cfg.data), checkpoints, resume_from, logger=logger)
+        assert result.outcome == "completed"
+        return logger.points
+
+    def distances(points: dict[int, dict[str, float]]) -> dict[tuple[int, str], float]:
+        return {(s, k): v for s, p in points.items() for k, v in p.items() if k.startswith("weight/")}
+
+    whole = distances(train(2, "whole"))
+    train(1, "parts")
+    resumed = distances(train(2, "parts", resume=True))
+    later = {key: value for key, value in whole.items() if key[0] >= 6}  # the second epoch's steps
+    assert later and resumed == later

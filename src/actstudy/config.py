@@ -48,6 +48,9 @@ class ModelConfig:
     init: str = "auto"  # a scheme of actstudy.models.init.SCHEMES; auto: the one the activation names
     batch_norm: bool = False  # the control: plain nets are what the vanishing-gradient study is about
     head: str = "softmax"  # softmax | sigmoid: sigmoid outputs with Nielsen's cross-entropy (models/head.py)
+    # A factor on every initialised weight: above 1 the signal and the back-propagated gradients grow
+    # layer by layer (experiment=exploding: ReLU at twice He's scale).
+    init_scale: float = 1.0
     arguments: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -55,6 +58,8 @@ class ModelConfig:
         from actstudy.models.init import SCHEMES
 
         at_least("model.width", self.width, 1)
+        if not self.init_scale > 0:
+            raise ConfigError(f"model.init_scale={self.init_scale}: must be above 0 (1 keeps the init)")
         choice("model.init", self.init, tuple(SCHEMES))
         choice("model.head", self.head, tuple(HEADS))
 
@@ -303,9 +308,15 @@ class MonitorConfig:
     enabled: bool = True
     every_n_steps: int = 50
     activations: bool = True  # forward hooks for act/* statistics (only on monitored steps)
+    # The training loss's sharpness (top Hessian eigenvalue on a fixed batch) every N steps; null: off.
+    sharpness_every_n_steps: int | None = None
+    sharpness_iterations: int = 20  # power-iteration steps (Hessian-vector products) per measurement
 
     def check(self) -> None:
         at_least("monitor.every_n_steps", self.every_n_steps, 1)
+        if self.sharpness_every_n_steps is not None:
+            at_least("monitor.sharpness_every_n_steps", self.sharpness_every_n_steps, 1)
+        at_least("monitor.sharpness_iterations", self.sharpness_iterations, 1)
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,20 @@ GRAD_UPDATE_RATIO = "grad/update_ratio"  # ||w_after - w_before|| / ||w_before||
 ACT_MEAN = "act/mean"
 ACT_STD = "act/std"
 ACT_SATURATED = "act/saturated"
-ACT_DEAD = "act/dead"
+ACT_DEAD = "act/dead"  # fraction of units (channels) whose output is dead over the whole batch
+ACT_ZERO_FRACTION = "act/zero_fraction"  # fraction of output values exactly 0: the note's sparsity
 ACT_DERIV_MEAN = "act/deriv_mean"  # mean of f'(z) at the layer's pre-activations z (sigmoid: <= 0.25)
 ACT_P02 = "act/p02"  # percentiles of the layer's outputs (Glorot & Bengio 2010, Fig. 2)
 ACT_P50 = "act/p50"
 ACT_P98 = "act/p98"
+
+WEIGHT_NORM = "weight/norm"  # ||W_s|| of the hidden layer's weight at monitored step s
+WEIGHT_DISTANCE = "weight/distance_from_init"  # ||W_s - W_0|| / ||W_0||: how far the layer moved
+
+PERF_STEP_MS = "perf/step_ms"  # wall time per training step over a logging window (timed, not trained)
+CURV_SHARPNESS = "curv/sharpness"  # top eigenvalue of the training loss's Hessian on a fixed batch
+CURV_TWO_OVER_LR = "curv/two_over_lr"  # 2 / lr: gradient descent is unstable above it (Cohen et al. 2021)
+TIMED_PREFIXES = ("system/", "perf/")  # metrics of wall time, which no two runs repeat
 
 GRAD_FIRST_TO_LAST = "grad/first_to_last"  # GRAD_WEIGHT_RMS of layer 1 / that of the last hidden layer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import lightning as L
 import torch
@@ -32,6 +33,11 @@ class ClassifierModule(L.LightningModule):
     epoch (with the train metrics, no sync of its own); then training stops on every rank at once and
     `diverged_step` holds the first bad step.
 
+    `perf/step_ms` is logged with the train metrics: the wall time per step between two logging steps'
+    host syncs (the first window of an epoch starts at the epoch's start, so validation is never in it),
+    monitored steps and step checkpoints included: throughput, measured without a sync of its own (each
+    logging step's read already waits for the device). It is timed, so no two runs repeat it.
+
     The loss is `head`'s (`actstudy.models.head.HEADS`): softmax cross-entropy, or Nielsen's cross-entropy
     of sigmoid outputs.
     """
@@ -51,6 +57,7 @@ class ClassifierModule(L.LightningModule):
         self.test_split = "test"  # metric_names.TEST_AT_BEST_VAL while the best checkpoint is tested
         self.diverged_step: int | None = None
         self._first_bad: Tensor | None = None  # first step with a non-finite loss on this rank, -1: none
+        self._window: tuple[float, int] | None = None  # (perf_counter, global step) where the window began
 
     def hidden_layers(self) -> list[tuple[nn.Module, nn.Module]]:
         """Return (weight layer, activation module) of each hidden block, from the input side."""
@@ -101,12 +108,21 @@ class ClassifierModule(L.LightningModule):
                 metric_names.TRAIN_ACC: sum(row[1] for row in rows) / len(rows),
                 "epoch": self.current_epoch,
             }
+            now, step = time.perf_counter(), self.global_step
+            if self._window is not None and step > self._window[1]:
+                self.train_metrics[metric_names.PERF_STEP_MS] = (
+                    1000 * (now - self._window[0]) / (step - self._window[1])
+                )
+            self._window = (now, step)
             for logger in self.loggers:
                 logger.log_metrics(self.train_metrics, step=self.global_step)
         if bad_steps and self.diverged_step is None:
             self.diverged_step = min(bad_steps)
             log.warning("loss became non-finite at step %d: stopping (outcome: diverged)", self.diverged_step)
             self.trainer.should_stop = True
+
+    def on_train_epoch_start(self) -> None:
+        self._window = (time.perf_counter(), self.global_step)
 
     def on_train_epoch_end(self) -> None:
         if self._first_bad is not None and self.diverged_step is None:  # a NaN after the last logging step

@@ -8,8 +8,12 @@ and `hidden_biases() -> [bias or None, ...]`, ordered from the input. On a monit
   batch norm's shift when the layer has none);
 - `grad/update_ratio/lNN`: ||w_after - w_before|| / ||w_before|| of that optimiser step;
 - `grad/first_to_last`: weight_rms of layer 1 / weight_rms of the last hidden layer;
+- `weight/norm/lNN` (||W_s||) and `weight/distance_from_init/lNN` (||W_s - W_0|| / ||W_0||) of the
+  weights before update s: how far each layer has moved from its random init (W_0 is kept on the device
+  from step 0 and in the checkpoints, so a resumed run continues the same distances);
 - with `activations` (forward hooks that exist only during monitored steps), for each activation's
-  output y = f(z): `act/mean`, `act/std`, `act/dead` (ReLU family) over the whole output;
+  output y = f(z): `act/mean`, `act/std`, `act/zero_fraction` (values exactly 0: the sparsity of ReLU
+  outputs), `act/dead` (ReLU family: units dead for the whole batch) over the whole output;
   `act/p02`, `act/p50`, `act/p98` (percentiles of y), `act/deriv_mean` (mean of f'(z)) and
   `act/saturated` (fraction of f'(z) below `activation.saturated.derivative_below` x max f') over the
   layer's sample; and histograms of y and of the gradient of the loss with respect to y (a hook on the
@@ -71,7 +75,8 @@ class ActivationMeasures:
         )
         self.dead_max_output = activation.dead.max_output if activation.dead is not None else None
         self.low, self.high = binned_range(activation.module)
-        self.families = [mn.ACT_MEAN, mn.ACT_STD, mn.ACT_DERIV_MEAN, mn.ACT_P02, mn.ACT_P50, mn.ACT_P98]
+        self.families = [mn.ACT_MEAN, mn.ACT_STD, mn.ACT_ZERO_FRACTION, mn.ACT_DERIV_MEAN]
+        self.families += [mn.ACT_P02, mn.ACT_P50, mn.ACT_P98]
         self.families += [mn.ACT_SATURATED] if self.saturation_below is not None else []
         self.families += [mn.ACT_DEAD] if self.dead_max_output is not None else []
 
@@ -85,7 +90,7 @@ class ActivationMeasures:
         """Return (the values of `families` as 0-d tensors, the histogram of y's sample) for an activation's
         input `z` and output `y`; `sample`: flat positions of the layer's sample (None: every value)."""
         y = y.detach().float()
-        values = [y.mean(), y.std()]
+        values = [y.mean(), y.std(), (y == 0).float().mean()]
         y_s, z_s = _take(y, sample), _take(z.detach().float(), sample)
         slope = derivative(module, z_s)
         values.append(slope.mean())
@@ -173,7 +178,15 @@ class GradientFlowMonitor(L.Callback):
         self._samples: dict[tuple[int, int, torch.device], Tensor | None] = {}
         self._grad_stats: list[Tensor] = []
         self._weights_before: list[Tensor] = []
+        self._initial_weights: list[Tensor] | None = None  # W_0, from step 0 or the checkpoint
         self._last_logged: int | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return W_0 (tensors: checkpoints load with `weights_only`); empty before step 0 was recorded."""
+        return {"initial_weights": self._initial_weights} if self._initial_weights is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._initial_weights = state_dict.get("initial_weights")
 
     @staticmethod
     def _layers(pl_module: L.LightningModule) -> list[tuple[nn.Module, nn.Module]]:
@@ -234,6 +247,8 @@ class GradientFlowMonitor(L.Callback):
         bias_l2 = norms[len(weights) :] if biases else None
         self._grad_stats = [weight_l2, weight_rms, bias_l2]
         self._weights_before = [w.detach().clone() for w in weights]
+        if self._initial_weights is None and self._step == 0:
+            self._initial_weights = list(self._weights_before)  # never changed in place: shared, not copied
 
     def _histogram_rows(self, device: torch.device) -> tuple[Tensor, Tensor] | None:
         """Return (activation counts, gradient counts) as layers x bins tensors; NaN where a layer's
@@ -254,11 +269,23 @@ class GradientFlowMonitor(L.Callback):
             return
         weights = [layer.weight.detach() for layer, _ in self._layers(pl_module)]
         delta = _norms([w - b for w, b in zip(weights, self._weights_before, strict=True)])
-        ratio = delta / _norms(self._weights_before)
+        before = _norms(self._weights_before)
         weight_l2, weight_rms, bias_l2 = self._grad_stats
-        rows = {mn.GRAD_WEIGHT_L2: weight_l2, mn.GRAD_WEIGHT_RMS: weight_rms, mn.GRAD_UPDATE_RATIO: ratio}
+        rows = {
+            mn.GRAD_WEIGHT_L2: weight_l2,
+            mn.GRAD_WEIGHT_RMS: weight_rms,
+            mn.GRAD_UPDATE_RATIO: delta / before,
+        }
         if bias_l2 is not None:
             rows[mn.GRAD_BIAS_L2] = bias_l2
+        rows[mn.WEIGHT_NORM] = before
+        if self._initial_weights is not None:
+            initial = [
+                w0.to(b.device) for w0, b in zip(self._initial_weights, self._weights_before, strict=True)
+            ]
+            self._initial_weights = initial  # on the device after a resume's first use
+            moved = _norms([b - w0 for b, w0 in zip(self._weights_before, initial, strict=True)])
+            rows[mn.WEIGHT_DISTANCE] = moved / _norms(initial)
         if self._act_stats:
             stats = torch.stack([torch.stack(self._act_stats[i]) for i in sorted(self._act_stats)])
             for col, name in enumerate(self.measures.families):

@@ -21,5 +21,5 @@ def build_model(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: 
         batch_norm=m.batch_norm,
         **m.arguments,
     )
-    initialise(model, m.init, instantiate(cfg.activation.module), cfg.activation.init)
+    initialise(model, m.init, instantiate(cfg.activation.module), cfg.activation.init, m.init_scale)
     return model

@@ -64,8 +64,11 @@ def signal_gain(activation: nn.Module) -> float:
     return 1.0 / math.sqrt(second_moment)
 
 
-def initialise(model: nn.Module, scheme: str, activation: nn.Module, activation_scheme: str) -> None:
-    """Re-initialise every conv and linear layer of `model` in place with `scheme`.
+def initialise(
+    model: nn.Module, scheme: str, activation: nn.Module, activation_scheme: str, scale: float = 1.0
+) -> None:
+    """Re-initialise every conv and linear layer of `model` in place with `scheme`, then multiply every such
+    weight by `scale` (`model.init_scale`; PyTorch's own init too).
 
     `auto` takes `activation_scheme` (the activation's config's `init`), with the activation's own gain for
     Kaiming; the head (the last layer) is initialised like the hidden layers.
@@ -75,8 +78,10 @@ def initialise(model: nn.Module, scheme: str, activation: nn.Module, activation_
         scheme = activation_scheme
         gain = signal_gain(activation) if scheme == "kaiming" else 1.0
     init = SCHEMES[scheme]
-    if init is None:
-        return
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            init(module.weight, module.bias, gain)
+            if init is not None:
+                init(module.weight, module.bias, gain)
+            if scale != 1.0:
+                with torch.no_grad():
+                    module.weight.mul_(scale)
