@@ -10,7 +10,6 @@ row carries the picked values.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from actstudy import outcomes
@@ -89,7 +88,7 @@ def needs_step_cost(runs: list[RunData]) -> bool:
 def _step_cost_claim(cost: Any) -> Claim:
     key, statement, claim, literature, rule = registry.STEP_COST
     ratio = cost.ratios["sigmoid"]
-    verdict = "holds" if ratio.low > 1 else FAILS if ratio.high < 1 else CANNOT_TELL
+    verdict = HOLDS if ratio.low > 1 else FAILS if ratio.high < 1 else CANNOT_TELL
     return Claim(key, claim, cost.device, literature, cost.text(), verdict, rule, statement=statement)
 
 
@@ -113,18 +112,13 @@ def _comparisons(by_setting: Groups, factors: list[tuple[str, str]], tuning: Tun
             higher, lower = ordered
             measure, what = entry.measure([r for arm in ordered for r in arms[arm]])
             ended = {arm: [r for r in arms[arm] if r.plottable] for arm in ordered}  # not diverged
-
-            def one(arm: str) -> Interval | None:
-                if entry.accuracy:
-                    return accuracy_interval(ended[arm], measure)
-                return over_seeds(ended[arm], measure)
-
-            a, b = one(higher), one(lower)
+            value = {arm: _arm_value(entry, ended[arm], measure) for arm in ordered}
+            a, b = value[higher], value[lower]
             verdict = above(a, b) if a is not None and b is not None else CANNOT_TELL
             shown = sorted(ordered, key=lambda arm: number(arm) if number(arm) is not None else 0.0)
             picked = {arm: tuning.picked_values(arms[arm][0]) for arm in shown} if tuning else {}
             parts = "; ".join(
-                f"{entry.factor}={arm}{_tuned_text(tuning, picked.get(arm))} {_text(one(arm))}"
+                f"{entry.factor}={arm}{_tuned_text(tuning, picked.get(arm))} {_text(value[arm])}"
                 f"{diverged_text(arms[arm])}"
                 for arm in shown
             )
@@ -140,6 +134,11 @@ def _comparisons(by_setting: Groups, factors: list[tuple[str, str]], tuning: Tun
                 f"{what}: {parts}", verdict, rule, tuned, entry.statement,
             ))  # fmt: skip
     return rows
+
+
+def _arm_value(entry: registry.Comparison, runs: list[RunData], measure: Any) -> Interval | None:
+    """Return one arm's number: its test accuracy's interval, or the measure's over its seeds."""
+    return accuracy_interval(runs, measure) if entry.accuracy else over_seeds(runs, measure)
 
 
 def _arms(entry: registry.Comparison, arms: dict[str, list[RunData]]) -> tuple[str, str] | None:
