@@ -15,7 +15,15 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from actstudy import outcomes
-from actstudy.report.claims import CLAIMS_LEGEND, Claim, claims_table, evaluate_claims, verdict_tags
+from actstudy.report.claims import (
+    CLAIMS_LEGEND,
+    Claim,
+    claims_table,
+    evaluate_claims,
+    statements_table,
+    step_cost_setting,
+    verdict_tags,
+)
 from actstudy.report.collect import ReportError, SweepData, collect_sweep
 from actstudy.report.description import describe_sweep
 from actstudy.report.figures import metric_figures
@@ -26,6 +34,30 @@ from actstudy.report.tables import AGGREGATE_LEGEND, RUNS_LEGEND, aggregate_tabl
 from actstudy.report.tuning import RULE, Tuning, instability_notes, tune
 
 ARTIFACT_DIR = "report"
+STATEMENTS_LEGEND = (
+    "The fourteen statements of the study note this harness reproduces (Nielsen ch. 5 and the activation "
+    "functions' usual account), each with the verdicts of the claims above that test it, or what a sweep "
+    "needs to test it."
+)
+
+
+def measured_step_cost(sweep: SweepData):  # -> actstudy.report.step_cost.StepCost | None (torch-free here)
+    """Return the step cost of the sweep's activations (`actstudy.report.step_cost`) on this machine's
+    device for the sweep's own CNN, None when no claim needs it. The report command has not imported torch
+    (3 s): there the benchmark runs in a process of its own."""
+    setting = step_cost_setting(sweep.runs)
+    if setting is None:
+        return None
+    if "torch" in sys.modules:
+        return _step_cost(setting)
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(_step_cost, setting).result()
+
+
+def _step_cost(setting: dict[str, int]):
+    from actstudy.report.step_cost import measure_step_cost
+
+    return measure_step_cost(**setting)
 
 
 def default_out_dir(sweep: SweepData) -> Path:
@@ -113,6 +145,7 @@ def build_report(
     tuned = _tuned_section(tuning, out_dir) if tuning else None
     sections = {  # heading: blocks, or None to leave the section out
         "Claims": [claims_table(claims), CLAIMS_LEGEND] if claims else None,
+        "Statements of the study note": [statements_table(claims), STATEMENTS_LEGEND],
         "Tuned selection": tuned,
         "Key numbers": [Bullets(summary)] if summary else None,
         "Runs": [run_table(sweep, shown.runs if tuning else None), RUNS_LEGEND] if sweep.runs else None,
@@ -155,7 +188,7 @@ def write_report(
     if unknown:
         raise ReportError(f"--tune {unknown[0]}: no run of the sweep has that param (e.g. optimizer.lr)")
     tuning = tune(sweep.runs, keys) if keys else None
-    claims = evaluate_claims(sweep.runs, tuning)
+    claims = evaluate_claims(sweep.runs, tuning, measured_step_cost(sweep))
     out = Path(out_dir) if out_dir is not None else default_out_dir(sweep)
     md, files = build_report(sweep, out, claims, tuning)
     if log_artifacts:

@@ -15,9 +15,11 @@ from typing import Any
 from actstudy import outcomes
 from actstudy.report import claim_registry as registry
 from actstudy.report.claim_rules import (  # noqa: F401  (the names tests and callers use)
+    BATCH_SIZE,
     CANNOT_TELL,
     FAILS,
     HOLDS,
+    WIDTH,
     Claim,
     above,
     accuracy_interval,
@@ -80,9 +82,16 @@ def evaluate_claims(runs: list[RunData], tuning: Tuning | None = None, step_cost
     return rows
 
 
-def needs_step_cost(runs: list[RunData]) -> bool:
-    """Return whether the step-cost claim applies: the sweep has ReLU and sigmoid runs."""
-    return {"relu", "sigmoid"} <= {r.activation for r in runs}
+def step_cost_setting(runs: list[RunData]) -> dict[str, int] | None:
+    """Return the CNN the step-cost benchmark times for this sweep (its deepest depth, its width and batch
+    size), None when the claim does not apply (the sweep lacks ReLU or sigmoid runs)."""
+    if not {"relu", "sigmoid"} <= {r.activation for r in runs}:
+        return None
+    deepest = max(runs, key=lambda r: r.depth or 0)
+    values = {"depth": deepest.depth, "width": number(deepest.params.get(WIDTH, "")),
+              "batch": number(deepest.params.get(BATCH_SIZE, ""))}  # fmt: skip
+    defaults = {"depth": 8, "width": 32, "batch": 32}  # runs that lack the param: the quick start's net
+    return {k: int(v) if v else defaults[k] for k, v in values.items()}
 
 
 def _step_cost_claim(cost: Any) -> Claim:
