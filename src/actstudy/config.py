@@ -308,15 +308,9 @@ class MonitorConfig:
     enabled: bool = True
     every_n_steps: int = 50
     activations: bool = True  # forward hooks for act/* statistics (only on monitored steps)
-    # The training loss's sharpness (top Hessian eigenvalue on a fixed batch) every N steps; null: off.
-    sharpness_every_n_steps: int | None = None
-    sharpness_iterations: int = 20  # power-iteration steps (Hessian-vector products) per measurement
 
     def check(self) -> None:
         at_least("monitor.every_n_steps", self.every_n_steps, 1)
-        if self.sharpness_every_n_steps is not None:
-            at_least("monitor.sharpness_every_n_steps", self.sharpness_every_n_steps, 1)
-        at_least("monitor.sharpness_iterations", self.sharpness_iterations, 1)
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,6 @@ WEIGHT_NORM = "weight/norm"  # ||W_s|| of the hidden layer's weight at monitored
 WEIGHT_DISTANCE = "weight/distance_from_init"  # ||W_s - W_0|| / ||W_0||: how far the layer moved
 
 PERF_STEP_MS = "perf/step_ms"  # wall time per training step over a logging window (timed, not trained)
-CURV_SHARPNESS = "curv/sharpness"  # top eigenvalue of the training loss's Hessian on a fixed batch
-CURV_TWO_OVER_LR = "curv/two_over_lr"  # 2 / lr: gradient descent is unstable above it (Cohen et al. 2021)
 TIMED_PREFIXES = ("system/", "perf/")  # metrics of wall time, which no two runs repeat
 
 GRAD_FIRST_TO_LAST = "grad/first_to_last"  # GRAD_WEIGHT_RMS of layer 1 / that of the last hidden layer

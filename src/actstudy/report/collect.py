@@ -35,7 +35,10 @@ SCALAR_METRICS = (
 )
 LAYER_FAMILIES = (mn.GRAD_WEIGHT_RMS, mn.GRAD_BIAS_L2, mn.ACT_SATURATED, mn.ACT_DEAD)
 #: Per-layer families read too but not missed when absent (runs recorded before they existed).
-OPTIONAL_LAYER_FAMILIES = (mn.ACT_MEAN, mn.ACT_P02, mn.ACT_P98, mn.ACT_DERIV_MEAN)
+OPTIONAL_LAYER_FAMILIES = (
+    mn.ACT_MEAN, mn.ACT_P02, mn.ACT_P98, mn.ACT_DERIV_MEAN, mn.ACT_ZERO_FRACTION, mn.WEIGHT_NORM,
+    mn.WEIGHT_DISTANCE,
+)  # fmt: skip
 READ_LAYER_FAMILIES = LAYER_FAMILIES + OPTIONAL_LAYER_FAMILIES
 #: Params that are "None" when the activation defines no such region (e.g. no dead sigmoid units).
 _REGION_PARAMS = {mn.ACT_SATURATED: "activation.saturated", mn.ACT_DEAD: "activation.dead"}
