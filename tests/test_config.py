@@ -316,8 +316,8 @@ def test_the_preflight_lets_valid_commands_through(args):
         (["activation=tanh,relu"], "activation=tanh,relu: several values make a sweep: add -m (or quote "
          "them for one string value)"),
         (["experiment=null"], "experiment=null: a config group takes one of its options (options: "
-         "exploding, fair_comparison, init_vs_activation, nielsen, quick_start, vanishing_gradient); leave it out for "
-         "the default"),
+         "exploding, fair_comparison, init_vs_activation, nielsen, quick_start, vanishing_gradient);"
+         " leave it out for the default"),
     ],
 )  # fmt: skip
 def test_the_preflight_explains_what_hydra_would_refuse(args, expected):
