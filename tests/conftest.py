@@ -83,14 +83,16 @@ def fault_env(folder: Path, rank: int, step: int | str) -> dict[str, str]:
     return {"PYTHONPATH": pythonpath, "FAULT_STEP": str(step), "FAULT_RANK": str(rank)}
 
 
-def metric_histories(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
-    """Return every metric of a run but the timed ones (MLflow's `system/*` samples, `perf/*`) as
-    {key: [(step, value), ...]}, steps ascending."""
+def metric_histories(
+    uri: str, run_id: str, skip: tuple[str, ...] = mn.TIMED_PREFIXES
+) -> dict[str, list[tuple[int, float]]]:
+    """Return every metric of a run but those under `skip` (default the timed ones, which differ between
+    equal runs: MLflow's `system/*` samples, `perf/*`) as {key: [(step, value), ...]}, steps ascending."""
     client = MlflowClient(uri)
     return {
         key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
         for key in client.get_run(run_id).data.metrics
-        if not key.startswith(mn.TIMED_PREFIXES)
+        if not key.startswith(skip)
     }
 
 
