@@ -11,12 +11,14 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlflow.tracking import MlflowClient
 
 from actstudy import outcomes
 from actstudy.report.claims import (
     CLAIMS_LEGEND,
+    STATEMENTS_LEGEND,
     Claim,
     claims_table,
     evaluate_claims,
@@ -33,15 +35,13 @@ from actstudy.report.sensitivity import sensitivity_figure, sensitivity_table
 from actstudy.report.tables import AGGREGATE_LEGEND, RUNS_LEGEND, aggregate_table, key_numbers, run_table
 from actstudy.report.tuning import RULE, Tuning, instability_notes, tune
 
+if TYPE_CHECKING:  # at run time imported where it runs: it imports torch
+    from actstudy.report.step_cost import StepCost
+
 ARTIFACT_DIR = "report"
-STATEMENTS_LEGEND = (
-    "The fourteen statements of the study note this harness reproduces (Nielsen ch. 5 and the activation "
-    "functions' usual account), each with the verdicts of the claims above that test it, or what a sweep "
-    "needs to test it."
-)
 
 
-def measured_step_cost(sweep: SweepData):  # -> actstudy.report.step_cost.StepCost | None (torch-free here)
+def measured_step_cost(sweep: SweepData) -> StepCost | None:
     """Return the step cost of the sweep's activations (`actstudy.report.step_cost`) on this machine's
     device for the sweep's own CNN, None when no claim needs it. The report command has not imported torch
     (3 s): there the benchmark runs in a process of its own."""
@@ -54,7 +54,7 @@ def measured_step_cost(sweep: SweepData):  # -> actstudy.report.step_cost.StepCo
         return pool.submit(_step_cost, setting).result()
 
 
-def _step_cost(setting: dict[str, int]):
+def _step_cost(setting: dict[str, int]) -> StepCost:
     from actstudy.report.step_cost import measure_step_cost
 
     return measure_step_cost(**setting)

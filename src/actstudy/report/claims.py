@@ -10,7 +10,7 @@ row carries the picked values.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actstudy import outcomes
 from actstudy.report import claim_registry as registry
@@ -34,6 +34,9 @@ from actstudy.report.stats import END_POINTS, Interval
 from actstudy.report.tables import number
 from actstudy.report.tuning import Tuning, setting_factors
 
+if TYPE_CHECKING:  # imports torch: the report loads it only where the benchmark runs
+    from actstudy.report.step_cost import StepCost
+
 Groups = dict[tuple[str, ...], list[RunData]]
 
 
@@ -54,7 +57,9 @@ def setting_text(values: tuple[str, ...], factors: list[tuple[str, str]]) -> str
     return ", ".join(f"{label}={value}" for value, (_, label) in zip(values, factors, strict=True))
 
 
-def evaluate_claims(runs: list[RunData], tuning: Tuning | None = None, step_cost: Any = None) -> list[Claim]:
+def evaluate_claims(
+    runs: list[RunData], tuning: Tuning | None = None, step_cost: StepCost | None = None
+) -> list[Claim]:
     """Return every claim the sweep's runs can test, one row per claim and group of runs (or run); with
     `tuning`, each setting's picked runs only, each row carrying its picked values; with `step_cost` (an
     `actstudy.step_cost.StepCost`), the step-cost claim too."""
@@ -94,7 +99,7 @@ def step_cost_setting(runs: list[RunData]) -> dict[str, int] | None:
     return {k: int(v) if v else defaults[k] for k, v in values.items()}
 
 
-def _step_cost_claim(cost: Any) -> Claim:
+def _step_cost_claim(cost: StepCost) -> Claim:
     key, statement, claim, literature, rule = registry.STEP_COST
     ratio = cost.ratios["sigmoid"]
     verdict = HOLDS if ratio.low > 1 else FAILS if ratio.high < 1 else CANNOT_TELL
@@ -189,6 +194,13 @@ CLAIMS_LEGEND = (
     "which covers the finite test set, not seed-to-seed variation (the row says which: n=3, or 1 seed and "
     "its test images). Where the sweep tunes a key, each setting is tested at its picked value (Tuned "
     f"selection). @end = mean of the last {END_POINTS} monitored steps."
+)
+
+
+STATEMENTS_LEGEND = (
+    "The fourteen statements of the study note this harness reproduces (Nielsen ch. 5 and the activation "
+    "functions' usual account), each with the verdicts of the claims above that test it, or what a sweep "
+    "needs to test it."
 )
 
 
