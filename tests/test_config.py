@@ -170,6 +170,8 @@ def test_experiment_presets():
         "resume=maybe",
         "model.head=foo",
         "data.normalize=maybe",
+        "monitor.sharpness_every_n_steps=0",
+        "monitor.sharpness_iterations=0",
     ],
 )
 def test_bad_values_raise_a_config_error_naming_the_key(override):

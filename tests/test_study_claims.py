@@ -198,6 +198,32 @@ def test_relu_step_cheaper_than_sigmoid(low, high, expected):
     assert f"{low:.3g}" in row.measured and "sigmoid / relu" in row.measured
 
 
+# beyond the note: why a run diverged (edge of stability)
+def sharp_run(outcome: str, sharpness: list[float], **params: str) -> RunData:
+    r = run("relu", 8, 0, outcome=outcome, **{"optimizer.name": "sgd", "optimizer.momentum": "0.0"} | params)
+    r.metrics[mn.CURV_SHARPNESS] = [(10 * i, v) for i, v in enumerate(sharpness)]
+    r.metrics[mn.CURV_TWO_OVER_LR] = [(10 * i, 20.0) for i in range(len(sharpness))]
+    if outcome == outcomes.DIVERGED:
+        r.tags[outcomes.DIVERGED_STEP] = str(10 * len(sharpness) - 5)
+    return r
+
+
+@pytest.mark.parametrize(("sharpness", "expected"), [([5.0, 12.0, 30.0], HOLDS), ([5.0, 6.0, 5.0], FAILS)])
+def test_a_diverged_run_had_sharpness_above_two_over_lr(sharpness, expected):
+    (row,) = rows([sharp_run(outcomes.DIVERGED, sharpness)], "diverged_above_2_over_lr")
+    assert row == ("relu-d8-s0", expected)
+
+
+def test_only_diverged_plain_sgd_runs_with_sharpness_measured_get_a_row():
+    measured_after = sharp_run(outcomes.DIVERGED, [5.0, 6.0, 30.0])
+    measured_after.tags[outcomes.DIVERGED_STEP] = "15"  # the 30 came after the divergence: not counted
+    assert rows([measured_after], "diverged_above_2_over_lr") == [("relu-d8-s0", FAILS)]
+    unmeasured = run("relu", 8, 0, outcome=outcomes.DIVERGED, **{"optimizer.name": "sgd"})
+    momentum = sharp_run(outcomes.DIVERGED, [30.0], **{"optimizer.momentum": "0.9"})
+    runs = [sharp_run(outcomes.COMPLETED, [30.0]), unmeasured, momentum]
+    assert rows(runs, "diverged_above_2_over_lr") == []
+
+
 def test_every_statement_is_listed_with_its_verdicts_or_what_it_needs():
     runs = [run("tanh", 2, s, {mn.ACT_DERIV_MEAN: [0.9, 0.9]}) for s in range(2)]
     table = statements_table(evaluate_claims(runs))

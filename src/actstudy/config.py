@@ -308,9 +308,16 @@ class MonitorConfig:
     enabled: bool = True
     every_n_steps: int = 50
     activations: bool = True  # forward hooks for act/* statistics (only on monitored steps)
+    # curv/sharpness (power iteration on Hessian-vector products, actstudy.sharpness) every N steps;
+    # None: off. Each measurement costs about `sharpness_iterations` backward passes.
+    sharpness_every_n_steps: int | None = None
+    sharpness_iterations: int = 20
 
     def check(self) -> None:
         at_least("monitor.every_n_steps", self.every_n_steps, 1)
+        if self.sharpness_every_n_steps is not None:
+            at_least("monitor.sharpness_every_n_steps", self.sharpness_every_n_steps, 1)
+        at_least("monitor.sharpness_iterations", self.sharpness_iterations, 1)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,11 @@ WEIGHT_DISTANCE = "weight/distance_from_init"  # ||W_s - W_0|| / ||W_0||: how fa
 PERF_STEP_MS = "perf/step_ms"  # wall time per training step over a logging window (timed, not trained)
 TIMED_PREFIXES = ("system/", "perf/")  # metrics of wall time, which no two runs repeat
 
+# The training loss's sharpness (top Hessian eigenvalue on a fixed batch) and the step size's stability
+# limit 2 / lr: plain gradient descent is unstable once sharpness exceeds it (Cohen et al. 2021).
+CURV_SHARPNESS = "curv/sharpness"
+CURV_TWO_OVER_LR = "curv/two_over_lr"
+
 GRAD_FIRST_TO_LAST = "grad/first_to_last"  # GRAD_WEIGHT_RMS of layer 1 / that of the last hidden layer
 
 _LAYER_KEY = re.compile(r"^(?P<family>.+)/l(?P<layer>\d+)$")

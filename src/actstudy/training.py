@@ -32,6 +32,7 @@ from actstudy.histograms import HistogramArtifact
 from actstudy.models import build_model
 from actstudy.module import ClassifierModule
 from actstudy.monitor import GradientFlowMonitor
+from actstudy.sharpness import SharpnessMonitor
 
 LAST_CHECKPOINT = "last.ckpt"
 CHECKPOINT_KEY = "actstudy"  # what actstudy adds to every checkpoint: the job's fingerprint and config
@@ -108,6 +109,10 @@ def build_trainer(
     all_callbacks: list[L.Callback] = [FlushMetricsBeforeCheckpoint(), best, *last, stop]
     if checkpoint_meta is not None:
         all_callbacks.append(CheckpointMeta(CHECKPOINT_KEY, checkpoint_meta))
+    if cfg.monitor.enabled and cfg.monitor.sharpness_every_n_steps is not None:
+        # before the gradient monitor: its forward hooks must not see the Hessian-vector products
+        m = cfg.monitor
+        all_callbacks.append(SharpnessMonitor(m.sharpness_every_n_steps, m.sharpness_iterations))
     if cfg.monitor.enabled:
         m = cfg.monitor
         monitor = GradientFlowMonitor(cfg.activation, m.every_n_steps, m.activations)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from actstudy import metric_names as mn
+from actstudy import outcomes
 from actstudy.report.claim_rules import (  # noqa: I001
     CANNOT_TELL,
     FAILS,
@@ -23,6 +24,8 @@ from actstudy.report.claim_rules import (  # noqa: I001
     INIT_SCALE,
     LR,
     MODEL,
+    MOMENTUM,
+    OPTIMIZER,
     WIDTH,
     Measure,
     accuracy_interval,
@@ -464,9 +467,39 @@ COMPARISONS: tuple[Comparison, ...] = (
 )
 
 
-# Claims tested on each run of its own, (key, statement, claim, literature, rule, test); the planned
-# diverged_above_2_over_lr (Cohen et al. 2021) joins once curv/sharpness is measured.
-RUN_CLAIMS: tuple[tuple[str, int | None, str, str, str, Callable[[RunData], Tested | None]], ...] = ()
+def _diverged_above_limit(run: RunData) -> Tested | None:
+    """The largest sharpness measured before a plain-SGD run diverged, against 2 / lr."""
+    if run.outcome != outcomes.DIVERGED or not _plain_sgd(run):
+        return None
+    end = number(run.tags.get(outcomes.DIVERGED_STEP, "")) or math.inf
+    measured = [(s, v) for s, v in run.series(mn.CURV_SHARPNESS) if s <= end]
+    limit = run.last(mn.CURV_TWO_OVER_LR)
+    if not measured or limit is None:
+        return None
+    step, top = max(measured, key=lambda p: p[1])
+    where = f"diverged at step {int(end)}" if math.isfinite(end) else "diverged"
+    text = f"largest sharpness {g3(top)} (step {step}, {len(measured)} measured), 2/lr {g3(limit)}; {where}"
+    return Tested(text, HOLDS if top > limit else FAILS)
+
+
+def _plain_sgd(run: RunData) -> bool:
+    return run.params.get(OPTIMIZER) == "sgd" and number(run.params.get(MOMENTUM, "0")) in (0, None)
+
+
+# Claims tested on each run of its own: (key, statement, claim, literature, rule, test).
+RUN_CLAIMS: tuple[tuple[str, int | None, str, str, str, Callable[[RunData], Tested | None]], ...] = (
+    (
+        "diverged_above_2_over_lr",
+        None,
+        "a run diverges once its loss's sharpness exceeds 2 / lr",
+        "gradient descent is unstable where the Hessian's top eigenvalue exceeds 2 / lr (Cohen et al. "
+        "2021, edge of stability)",
+        "each diverged plain-SGD run with curv/sharpness measured (monitor.sharpness_every_n_steps): holds "
+        "if the largest sharpness measured before the loss became non-finite exceeds 2 / lr, does not hold "
+        "if every measurement stayed below it (sparse measurements can miss the last rise)",
+        _diverged_above_limit,
+    ),
+)
 
 STEP_COST = (
     "relu_step_cheaper_than_sigmoid",

@@ -30,6 +30,7 @@ BATCH_NORM, INIT, INIT_SCALE, MODEL, WIDTH, LR, BATCH_SIZE = (
     "model.batch_norm", "model.init", "model.init_scale", "model.name", "model.width", "optimizer.lr",
     "data.batch_size",
 )  # fmt: skip
+OPTIMIZER, MOMENTUM = "optimizer.name", "optimizer.momentum"
 DEAD_REGION = "activation.dead"  # "None" for activations with no dead region (not the ReLU family)
 
 Measure = Callable[[RunData], float | None]

@@ -32,6 +32,8 @@ SCALAR_METRICS = (
     mn.GRAD_FIRST_TO_LAST,
     mn.TEST_EXAMPLES,
     mn.TEST_CHANCE_ACC,
+    mn.CURV_SHARPNESS,  # only where monitor.sharpness_every_n_steps is set: never missed
+    mn.CURV_TWO_OVER_LR,
 )
 LAYER_FAMILIES = (mn.GRAD_WEIGHT_RMS, mn.GRAD_BIAS_L2, mn.ACT_SATURATED, mn.ACT_DEAD)
 #: Per-layer families read too but not missed when absent (runs recorded before they existed).
