@@ -38,6 +38,9 @@ FIGURES = (
     "val_acc.png",
     "saturation_dead.png",
     "activations.png",
+    # side by side across activations (depth 2 has the most: sigmoid, tanh, relu), one per common step
+    "distributions_step000000.png",
+    "distributions_step000060.png",
 )
 STEPS_PER_EPOCH = 20
 EPOCHS = 3
@@ -319,6 +322,15 @@ def test_parent_carries_artifacts(store: Store, report: Path) -> None:
     assert {"report.md", "report.html", *FIGURES} <= names
 
 
+def test_parent_shows_the_distributions_with_a_step_slider(store: Store, report: Path) -> None:
+    images = [Path(f.path).name for f in store.client.list_artifacts(store.parent, "images")]
+    # MLflow names a step's image images/<key>+step+<step>+timestamp+...png
+    steps = sorted(
+        int(n.split("+")[2]) for n in images if n.startswith("distributions+") and n.endswith(".png")
+    )
+    assert steps == [0, 60]
+
+
 def test_latest_and_sweep_lookup(store: Store) -> None:
     exp_id = store.client.get_experiment_by_name(store.experiment).experiment_id
     assert find_parent_run_id(store.client, exp_id) == store.parent
@@ -336,7 +348,7 @@ def test_run_without_anything_does_not_crash(store: Store, tmp_path: Path) -> No
     assert len(table.rows) == len(store.children)
     from actstudy.report.build import build_report
 
-    md, _files = build_report(sweep, tmp_path)
+    md, _files, _stepped = build_report(sweep, tmp_path)
     assert "not drawn" in md.read_text()
     assert (tmp_path / "activations.png").is_file()
 
@@ -510,6 +522,7 @@ def test_figures_have_room_for_their_labels(
     panels and off each other."""
     import actstudy.report.activation_plot as activation_plot
     import actstudy.report.figures as figures
+    import actstudy.report.histogram_compare as histogram_compare
     from actstudy import layer_figure
 
     drawn = []
@@ -521,17 +534,23 @@ def test_figures_have_room_for_their_labels(
 
     monkeypatch.setattr(figures, "save", save)
     monkeypatch.setattr(activation_plot, "save", save)
+    monkeypatch.setattr(histogram_compare, "save", save)
+
+    def draw_all(sweep, out: Path) -> None:
+        figures.metric_figures(sweep, out)
+        histogram_compare.distribution_figures([r for r in sweep.runs if r.plottable], out)
+
     sweep = collect_sweep(store.client, store.parent)
-    figures.metric_figures(sweep, tmp_path)
+    draw_all(sweep, tmp_path)
     activation_plot.activation_figure(["sigmoid", "tanh", "relu", "gelu"], tmp_path / "activations.png")
     assert sorted(name for name, _ in drawn) == sorted(FIGURES)
     # a sweep that varies more keys has longer run names; a sweep of one activation has narrower figures
     long = "_optimizer.lr=0.001,model.width=128,model.init=xavier"
     renamed = [dataclasses.replace(r, name=r.name + long) for r in sweep.runs]
-    figures.metric_figures(dataclasses.replace(sweep, runs=renamed), tmp_path / "long")
+    draw_all(dataclasses.replace(sweep, runs=renamed), tmp_path / "long")
     one = [r for r in sweep.runs if r.activation == "sigmoid"]
-    figures.metric_figures(dataclasses.replace(sweep, runs=one), tmp_path / "one")
-    assert len(drawn) == 3 * (len(FIGURES) - 1) + 1
+    draw_all(dataclasses.replace(sweep, runs=one), tmp_path / "one")  # no other activation to compare
+    assert len(drawn) == len(FIGURES) + (len(FIGURES) - 1) + (len(FIGURES) - 3)
     for name, fig in drawn:
         assert_layout_fits(fig, name)
 

@@ -13,6 +13,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import PIL.Image
 from mlflow.tracking import MlflowClient
 
 from actstudy import outcomes
@@ -29,6 +30,7 @@ from actstudy.report.claims import (
 from actstudy.report.collect import ReportError, SweepData, collect_sweep
 from actstudy.report.description import describe_sweep
 from actstudy.report.figures import metric_figures
+from actstudy.report.histogram_compare import IMAGE_KEY, distribution_figures
 from actstudy.report.render import Bullets, Code, Document, FigureFile, Strong, Text, to_html, to_markdown
 from actstudy.report.sensitivity import FILE_NAME as SENSITIVITY_FIGURE
 from actstudy.report.sensitivity import sensitivity_figure, sensitivity_table
@@ -115,9 +117,10 @@ def _run_notes(sweep: SweepData) -> list[Text]:
 
 def build_report(
     sweep: SweepData, out_dir: Path, claims: list[Claim] | None = None, tuning: Tuning | None = None
-) -> tuple[Path, list[Path]]:
+) -> tuple[Path, list[Path], list[FigureFile]]:
     """Write the report of ``sweep`` (with ``claims``, evaluated here if None; compared at ``tuning``'s
-    picks if given) into ``out_dir``; return (report.md path, every file written)."""
+    picks if given) into ``out_dir``; return (report.md path, every file written, the figures that are
+    one step's image)."""
     from actstudy.report.activation_plot import activation_figure, known_activations  # no torch yet
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -136,6 +139,8 @@ def build_report(
                 figures.append(activations.result())
             except BrokenProcessPool:  # the process could not run: drawn here
                 figures.append(activation_figure(known, path))
+    stepped = distribution_figures([r for r in shown.runs if r.plottable], out_dir)
+    figures += stepped
     unknown = [a for a in sweep.activations() if a not in names]
     if unknown:
         notes.append(f"No function plot for unknown activation(s): {', '.join(unknown)}.")
@@ -161,7 +166,7 @@ def build_report(
     table = out_dir / "claims.json"  # the verdicts as data, for scripts (and the parent's tags)
     table.write_text(json.dumps([dataclasses.asdict(c) for c in claims], indent=1, ensure_ascii=False))
     sensitivity = [b.path for b in tuned or [] if isinstance(b, FigureFile)]
-    return md, [md, page, table, *(f.path for f in figures), *sensitivity]
+    return md, [md, page, table, *(f.path for f in figures), *sensitivity], stepped
 
 
 def write_report(
@@ -190,10 +195,13 @@ def write_report(
     tuning = tune(sweep.runs, keys) if keys else None
     claims = evaluate_claims(sweep.runs, tuning, measured_step_cost(sweep))
     out = Path(out_dir) if out_dir is not None else default_out_dir(sweep)
-    md, files = build_report(sweep, out, claims, tuning)
+    md, files, stepped = build_report(sweep, out, claims, tuning)
     if log_artifacts:
         for path in files:
             client.log_artifact(parent_run_id, str(path), ARTIFACT_DIR)
+        for figure in stepped:  # the same figures again, as one image key with a step slider
+            with PIL.Image.open(figure.path) as image:
+                client.log_image(parent_run_id, image.convert("RGB"), key=IMAGE_KEY, step=figure.image_step)
         tags = {outcomes.CLAIM + key: verdict for key, verdict in verdict_tags(claims).items()}
         tags[outcomes.TUNE] = ",".join(keys)  # how the verdicts were reached: the next report does the same
         for stale in (k for k in sweep.tags if k.startswith(outcomes.CLAIM) and k not in tags):

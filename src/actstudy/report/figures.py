@@ -342,6 +342,19 @@ def derivative_over_steps(runs: list[RunData], path: Path) -> FigureFile | None:
     )
 
 
+def gradient_axis(edges: np.ndarray, counts: list[np.ndarray]) -> tuple[list[float], list[str], tuple]:
+    """Return the x ticks, their labels and the x limits of a gradient-histogram axis whose x is the bins'
+    positions (equal widths in log10|g| on each side of the middle bin), labelled by value, limited to the
+    bins any of `counts` (arrays whose last axis is the bins) uses."""
+    used = [i for c in counts for i in np.flatnonzero(c.reshape(-1, c.shape[-1]).sum(axis=0))]
+    xlim = (max(min(used, default=0) - 2, 0), min(max(used, default=len(edges)) + 3, len(edges) - 1))
+    middle = len(edges) // 2  # edges[middle - 1], edges[middle] = -1e-10, 1e-10
+    decades = [i for i, e in enumerate(edges) if abs(np.log10(abs(e)) % 2) < 1e-9 and abs(i - middle) > 1]
+    ticks = sorted(decades + [middle - 0.5])
+    labels = [f"{edges[k]:.0e}".replace("e-0", "e-") if k in decades else "0" for k in ticks]
+    return ticks, labels, xlim
+
+
 def gradient_histograms(runs: list[RunData], path: Path) -> FigureFile | None:
     """Write the histograms of back-propagated gradients per layer at the first and the last recorded step,
     one row per setting (its lowest seed), as in Glorot & Bengio (2010, Figs. 6-7).
@@ -364,14 +377,8 @@ def gradient_histograms(runs: list[RunData], path: Path) -> FigureFile | None:
     axes = axes_grid(fig, len(rows), 2, margins, sharex=True)
     max_layer = max(len(r.histograms.layers) for r in rows)
     cmap = matplotlib.colormaps["viridis"].resampled(max_layer)
-    # x: the bins' positions (equal widths in log10|g| on each side of the middle bin), labelled by value
     edges = rows[0].histograms.gradient_edges
-    used = [i for r in rows for i in np.flatnonzero(r.histograms.gradient_counts.sum(axis=(0, 1)))]
-    xlim = (max(min(used, default=0) - 2, 0), min(max(used, default=len(edges)) + 3, len(edges) - 1))
-    middle = len(edges) // 2  # edges[middle - 1], edges[middle] = -1e-10, 1e-10
-    decades = [i for i, e in enumerate(edges) if abs(np.log10(abs(e)) % 2) < 1e-9 and abs(i - middle) > 1]
-    ticks = sorted(decades + [middle - 0.5])
-    labels = [f"{edges[k]:.0e}".replace("e-0", "e-") if k in decades else "0" for k in ticks]
+    ticks, labels, xlim = gradient_axis(edges, [r.histograms.gradient_counts for r in rows])
     for i, run in enumerate(rows):
         h = run.histograms
         for j, index in enumerate((0, len(h.steps) - 1)):

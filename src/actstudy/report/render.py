@@ -52,6 +52,7 @@ class FigureFile:
     path: Path
     title: str
     caption: Text
+    image_step: int | None = None  # a step's image: logged on the parent run with a step slider
 
 
 Block = Text | Bullets | Table | FigureFile  # Text: a paragraph
