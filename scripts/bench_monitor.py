@@ -7,13 +7,16 @@ Trains the same CNN (depth 4, shapes data, plain SGD) for the same number of ste
   (c) the same with the monitor on at its default frequency, activation statistics included;
   (d0) the monitor on every step as it was before percentiles, f'(z) and histograms (mean, std, dead);
   (d) the monitor on every step as it is (every step a monitored step: (d)/(d0) is what the new
-      statistics and histograms add to a monitored step, (d0)/(b) and (d)/(b) what a monitored step costs).
+      statistics and histograms add to a monitored step, (d0)/(b) and (d)/(b) what a monitored step costs);
+  (e) (c) with curv/sharpness too, every `--sharpness-every` steps (`monitor.sharpness_every_n_steps`,
+      `monitor.sharpness_iterations` power-iteration steps each): (e)/(c) is what the sharpness costs.
 Repetitions are interleaved, in a fresh random order each round, so that machine noise and order effects
 hit all alike; the median seconds per step of each, by the wall clock and by the training thread's CPU
 time (steadier when other processes share the cores), is reported with the ratios, and the median and
 range of the same ratios taken within each round (back-to-back measurements).
 
     python scripts/bench_monitor.py [--steps 300] [--repeats 5] [--threads N] [--accelerator gpu]
+                                    [--sharpness-every 50]
 """
 
 from __future__ import annotations
@@ -136,15 +139,24 @@ class MonitorBefore(GradientFlowMonitor):
 
 
 def harness(
-    cfg, splits, steps: int, monitor: str, client, experiment_id: str, every_n_steps: int | None = None
+    cfg,
+    splits,
+    steps: int,
+    monitor: str,
+    client,
+    experiment_id: str,
+    every_n_steps: int | None = None,
+    sharpness_every: int | None = None,
 ) -> tuple[float, float]:
     """Return (wall, CPU) seconds per step of the harness (its own Trainer, MLflow logging) with the
-    monitor "off", "on" (as configured, or every `every_n_steps`) or "before" (`MonitorBefore`, every
-    `every_n_steps`)."""
+    monitor "off", "on" (as configured, or every `every_n_steps`; with `sharpness_every`, the sharpness
+    too) or "before" (`MonitorBefore`, every `every_n_steps`)."""
     every = every_n_steps or cfg.monitor.every_n_steps
     cfg = dataclasses.replace(
         cfg,
-        monitor=dataclasses.replace(cfg.monitor, enabled=monitor == "on", every_n_steps=every),
+        monitor=dataclasses.replace(
+            cfg.monitor, enabled=monitor == "on", every_n_steps=every, sharpness_every_n_steps=sharpness_every
+        ),
         trainer=dataclasses.replace(cfg.trainer, progress="none", max_epochs=1000),
     )
     torch.manual_seed(cfg.seed)
@@ -167,6 +179,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--sharpness-every", type=int, default=50, help="(e): sharpness every N steps")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -179,13 +192,16 @@ def main() -> None:
     store = Path(tempfile.mkdtemp()) / "mlflow.db"
     client = tracking.open_client(f"sqlite:///{store}")
     experiment_id = tracking.experiment_id(client, "bench")
-    times: dict[str, list[tuple[float, float]]] = {"a": [], "b": [], "c": [], "d0": [], "d": []}
+    times: dict[str, list[tuple[float, float]]] = {"a": [], "b": [], "c": [], "d0": [], "d": [], "e": []}
     variants = {
         "a": lambda: plain_loop(cfg, splits, args.steps),
         "b": lambda: harness(cfg, splits, args.steps, "off", client, experiment_id),
         "c": lambda: harness(cfg, splits, args.steps, "on", client, experiment_id),
         "d0": lambda: harness(cfg, splits, args.steps, "before", client, experiment_id, every_n_steps=1),
         "d": lambda: harness(cfg, splits, args.steps, "on", client, experiment_id, every_n_steps=1),
+        "e": lambda: harness(
+            cfg, splits, args.steps, "on", client, experiment_id, sharpness_every=args.sharpness_every
+        ),
     }
     shuffler = random.Random(0)
     for rep in range(args.repeats):
@@ -197,15 +213,17 @@ def main() -> None:
         print(f"repeat {rep + 1} (order {','.join(order)}, wall/CPU): {timings}", flush=True)
     print(f"\nCNN depth 4, width {cfg.model.width}, batch {cfg.data.batch_size}, {args.steps} steps x "
           f"{args.repeats} repeats, torch threads {torch.get_num_threads()}, monitor every "
-          f"{cfg.monitor.every_n_steps} steps in (c)")  # fmt: skip
+          f"{cfg.monitor.every_n_steps} steps in (c), sharpness every {args.sharpness_every} steps "
+          f"({cfg.monitor.sharpness_iterations} iterations) in (e)")  # fmt: skip
     labels = {
         "a": "(a) plain PyTorch loop",
         "b": "(b) harness, monitor off",
         "c": "(c) harness, monitor on",
         "d0": "(d0) monitor before, every step",
         "d": "(d) monitor now, every step",
+        "e": "(e) (c) and sharpness",
     }
-    pairs = (("b", "a"), ("c", "b"), ("d0", "b"), ("d", "b"), ("d", "d0"))
+    pairs = (("b", "a"), ("c", "b"), ("d0", "b"), ("d", "b"), ("d", "d0"), ("e", "c"))
     for column, clock in enumerate(("wall", "CPU (training thread)")):
         med = {k: statistics.median(t[column] for t in v) for k, v in times.items()}
         print(f"\n{clock}\n| variant | median ms/step |\n|---|---:|")

@@ -16,6 +16,7 @@ from actstudy.metric_names import (
     ACT_DEAD,
     ACT_DERIV_MEAN,
     ACT_SATURATED,
+    GRAD_BIAS_L2,
     GRAD_FIRST_TO_LAST,
     GRAD_WEIGHT_RMS,
     layer_key,
@@ -206,6 +207,20 @@ def test_nielsen_sigmoid_first_layer_learns_about_100_times_slower(shapes_batch,
         ratios[activation] = step0["grad/bias_l2/l04"] / step0["grad/bias_l2/l01"]
     assert 30 < ratios["sigmoid"] < 1000, ratios
     assert ratios["tanh"] < 15 and ratios["relu"] < 15, ratios
+
+
+@pytest.mark.parametrize(("depth", "scale", "exploding"), [(8, 2.0, True), (8, 1.0, False)])
+def test_experiment_exploding_grows_the_first_layers_delta_at_tiny_size(
+    shapes_batch, depth, scale, exploding
+):
+    """experiment=exploding (ReLU CNN at twice He's scale) at width 8: ||delta^1|| / ||delta^L|| > 10 at
+    step 0, about 2^(L-1); He's own scale, the preset's control, stays within it."""
+    cfg = config(
+        "experiment=exploding", f"depth={depth}", f"model.init_scale={scale}", "model.width=8", "data=shapes"
+    )
+    step0 = train_steps(cfg, [(shapes_batch[0][:32], shapes_batch[1][:32])])[0].points[0]
+    ratio = step0[layer_key(GRAD_BIAS_L2, 1)] / step0[layer_key(GRAD_BIAS_L2, depth)]
+    assert (ratio > 10) == exploding, ratio
 
 
 def test_deep_sigmoid_cnn_gradient_vanishes_where_relu_kaiming_does_not(shapes_batch):

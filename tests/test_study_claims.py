@@ -190,11 +190,11 @@ def test_sigmoid_outputs_are_only_positive(p02s, expected):
 )
 def test_relu_step_cheaper_than_sigmoid(low, high, expected):
     ratio = Interval((low + high) / 2, low, high, 15)
-    cost = StepCost("cpu (1 threads)", {"relu": 120.0, "sigmoid": 125.0}, {"sigmoid": ratio},
+    cost = StepCost("cpu (1 thread)", {"relu": 120.0, "sigmoid": 125.0}, {"sigmoid": ratio},
                     {"relu": 1.6, "sigmoid": 2.5}, 8, 32)  # fmt: skip
     claims = evaluate_claims([run("relu", 2, 0), run("sigmoid", 2, 0)], step_cost=cost)
     (row,) = [c for c in claims if c.key == "relu_step_cheaper_than_sigmoid"]
-    assert (row.verdict, row.setting) == (expected, "cpu (1 threads)")
+    assert (row.verdict, row.setting) == (expected, "cpu (1 thread)")
     assert f"{low:.3g}" in row.measured and "sigmoid / relu" in row.measured
 
 

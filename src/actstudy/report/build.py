@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import sys
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
@@ -43,17 +45,25 @@ if TYPE_CHECKING:  # at run time imported where it runs: it imports torch
 ARTIFACT_DIR = "report"
 
 
-def measured_step_cost(sweep: SweepData) -> StepCost | None:
+@contextlib.contextmanager
+def torch_process() -> Iterator[Executor | None]:
+    """Yield a pool of one spawned process for the report's torch work (the activation figure, the step
+    cost) when this process has not imported torch (the report command: 3 s saved by importing it once,
+    beside the other work), else None: that work runs here."""
+    if "torch" in sys.modules:
+        yield None
+        return
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        yield pool
+
+
+def measured_step_cost(sweep: SweepData, pool: Executor | None = None) -> StepCost | None:
     """Return the step cost of the sweep's activations (`actstudy.report.step_cost`) on this machine's
-    device for the sweep's own CNN, None when no claim needs it. The report command has not imported torch
-    (3 s): there the benchmark runs in a process of its own."""
+    device for the sweep's own CNN, None when no claim needs it; measured in `pool` when given."""
     setting = step_cost_setting(sweep.runs)
     if setting is None:
         return None
-    if "torch" in sys.modules:
-        return _step_cost(setting)
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(_step_cost, setting).result()
+    return pool.submit(_step_cost, setting).result() if pool is not None else _step_cost(setting)
 
 
 def _step_cost(setting: dict[str, int]) -> StepCost:
@@ -116,11 +126,15 @@ def _run_notes(sweep: SweepData) -> list[Text]:
 
 
 def build_report(
-    sweep: SweepData, out_dir: Path, claims: list[Claim] | None = None, tuning: Tuning | None = None
+    sweep: SweepData,
+    out_dir: Path,
+    claims: list[Claim] | None = None,
+    tuning: Tuning | None = None,
+    pool: Executor | None = None,
 ) -> tuple[Path, list[Path], list[FigureFile]]:
     """Write the report of ``sweep`` (with ``claims``, evaluated here if None; compared at ``tuning``'s
-    picks if given) into ``out_dir``; return (report.md path, every file written, the figures that are
-    one step's image)."""
+    picks if given; the activation figure drawn in ``pool`` when given, see `torch_process`) into
+    ``out_dir``; return (report.md path, every file written, the figures that are one step's image)."""
     from actstudy.report.activation_plot import activation_figure, known_activations  # no torch yet
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,17 +142,16 @@ def build_report(
     known = [a for a in sweep.activations() if a in names]
     path = out_dir / "activations.png"
     shown = compared(sweep, tuning)
-    if not known or "torch" in sys.modules:  # a sweep's own report: drawn here in 0.3 s, no torch to import
+    if not known or pool is None:  # a sweep's own report: drawn here in 0.3 s, no torch to import
         figures, notes = metric_figures(shown, out_dir)
         figures += [activation_figure(known, path)] if known else []
-    else:  # the report command: a process of its own imports torch and draws it beside the metric figures
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-            activations = pool.submit(activation_figure, known, path)
-            figures, notes = metric_figures(shown, out_dir)
-            try:
-                figures.append(activations.result())
-            except BrokenProcessPool:  # the process could not run: drawn here
-                figures.append(activation_figure(known, path))
+    else:  # the report command: the torch process draws it beside the metric figures
+        activations = pool.submit(activation_figure, known, path)
+        figures, notes = metric_figures(shown, out_dir)
+        try:
+            figures.append(activations.result())
+        except BrokenProcessPool:  # the process could not run: drawn here
+            figures.append(activation_figure(known, path))
     stepped = distribution_figures([r for r in shown.runs if r.plottable], out_dir)
     figures += stepped
     unknown = [a for a in sweep.activations() if a not in names]
@@ -193,9 +206,10 @@ def write_report(
     if unknown:
         raise ReportError(f"--tune {unknown[0]}: no run of the sweep has that param (e.g. optimizer.lr)")
     tuning = tune(sweep.runs, keys) if keys else None
-    claims = evaluate_claims(sweep.runs, tuning, measured_step_cost(sweep))
     out = Path(out_dir) if out_dir is not None else default_out_dir(sweep)
-    md, files, stepped = build_report(sweep, out, claims, tuning)
+    with torch_process() as pool:
+        claims = evaluate_claims(sweep.runs, tuning, measured_step_cost(sweep, pool))
+        md, files, stepped = build_report(sweep, out, claims, tuning, pool)
     if log_artifacts:
         for path in files:
             client.log_artifact(parent_run_id, str(path), ARTIFACT_DIR)

@@ -66,6 +66,13 @@ def at_least(value: Interval, bound: float) -> str:
     return FAILS if value.high < bound else CANNOT_TELL
 
 
+def exceeds(value: Interval, bound: float) -> str:
+    """Return the verdict of "value > bound" on an interval."""
+    if value.low > bound:
+        return HOLDS
+    return FAILS if value.high <= bound else CANNOT_TELL
+
+
 def within(value: Interval, low: float, high: float) -> str:
     """Return the verdict of "low <= value <= high" on an interval."""
     if low <= value.low and value.high <= high:

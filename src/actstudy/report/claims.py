@@ -25,6 +25,7 @@ from actstudy.report.claim_rules import (  # noqa: F401  (the names tests and ca
     accuracy_interval,
     decay_factor,
     diverged_text,
+    exceeds,
     g3,
     over_seeds,
 )
@@ -102,8 +103,9 @@ def step_cost_setting(runs: list[RunData]) -> dict[str, int] | None:
 def _step_cost_claim(cost: StepCost) -> Claim:
     key, statement, claim, literature, rule = registry.STEP_COST
     ratio = cost.ratios["sigmoid"]
-    verdict = HOLDS if ratio.low > 1 else FAILS if ratio.high < 1 else CANNOT_TELL
-    return Claim(key, claim, cost.device, literature, cost.text(), verdict, rule, statement=statement)
+    return Claim(
+        key, claim, cost.device, literature, cost.text(), exceeds(ratio, 1.0), rule, statement=statement
+    )
 
 
 def _comparisons(by_setting: Groups, factors: list[tuple[str, str]], tuning: Tuning | None) -> list[Claim]:

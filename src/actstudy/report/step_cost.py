@@ -66,7 +66,8 @@ def device_text(device: torch.device) -> str:
     """Return the device as the verdict names it: "cuda (NVIDIA H200)" or "cpu (2 threads)"."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
 
 
 def _timed(fn: Callable[[], None], device: torch.device) -> float:
