@@ -331,6 +331,22 @@ def test_parent_shows_the_distributions_with_a_step_slider(store: Store, report:
     assert steps == [0, 60]
 
 
+def test_distributions_compare_activations_each_at_its_own_lr(store: Store) -> None:
+    """The quick start gives each activation its own lr: that does not split the comparison, and a
+    setting of two activations does not beat one of three."""
+    from actstudy.report.histogram_compare import compared_runs
+
+    sweep = collect_sweep(store.client, store.parent)
+    lrs = {"sigmoid": "1.0", "tanh": "0.3", "relu": "0.03"}
+    own_lr = [
+        dataclasses.replace(r, params=r.params | {"optimizer.lr": lrs[r.activation]}) for r in sweep.runs
+    ]
+    for runs in (sweep.runs, own_lr):
+        chosen, setting = compared_runs([r for r in runs if r.plottable])
+        assert [r.name for r in chosen] == ["sigmoid-d2-s0", "tanh-d2-s0", "relu-d2-s0"]
+        assert setting == "depth 2"
+
+
 def test_latest_and_sweep_lookup(store: Store) -> None:
     exp_id = store.client.get_experiment_by_name(store.experiment).experiment_id
     assert find_parent_run_id(store.client, exp_id) == store.parent

@@ -152,7 +152,8 @@ def build_report(
             figures.append(activations.result())
         except BrokenProcessPool:  # the process could not run: drawn here
             figures.append(activation_figure(known, path))
-    stepped = distribution_figures([r for r in shown.runs if r.plottable], out_dir)
+    picked_keys = tuning.keys if tuning else ()
+    stepped = distribution_figures([r for r in shown.runs if r.plottable], out_dir, picked_keys)
     figures += stepped
     unknown = [a for a in sweep.activations() if a not in names]
     if unknown:

@@ -34,6 +34,7 @@ from actstudy.report.claim_rules import (  # noqa: I001
     at_most,
     auto_init,
     diverged_text,
+    exceeds,
     first_to_last,
     g3,
     gradient_decay,
@@ -388,7 +389,7 @@ GROUP_CLAIMS: tuple[GroupClaim, ...] = (
         "holds if min over layers of min(-p02, p98) is > 0",
         _is("tanh", auto=False),
         _interval_claim(
-            _both_signs, lambda v: at_least(v, 1e-9), "min over layers of min(-p02, p98)", ended=True
+            _both_signs, lambda v: exceeds(v, 0.0), "min over layers of min(-p02, p98)", ended=True
         ),
     ),
     GroupClaim(
@@ -398,7 +399,7 @@ GROUP_CLAIMS: tuple[GroupClaim, ...] = (
         "σ(z) > 0: its outputs are never zero-centred (LeCun et al. 1998)",
         "holds if the lowest p02 is > 0",
         _is("sigmoid", auto=False),
-        _interval_claim(_lowest_p02, lambda v: at_least(v, 1e-9), "lowest p02 over layers", ended=True),
+        _interval_claim(_lowest_p02, lambda v: exceeds(v, 0.0), "lowest p02 over layers", ended=True),
     ),
 )
 

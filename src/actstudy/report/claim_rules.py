@@ -31,7 +31,7 @@ BATCH_NORM, INIT, INIT_SCALE, MODEL, WIDTH, LR, BATCH_SIZE = (
     "data.batch_size",
 )  # fmt: skip
 OPTIMIZER, MOMENTUM = "optimizer.name", "optimizer.momentum"
-DEAD_REGION = "activation.dead"  # "None" for activations with no dead region (not the ReLU family)
+DEAD_REGION = "activation.dead"  # "None" for activations with no dead region, else a node (the ReLU family)
 
 Measure = Callable[[RunData], float | None]
 
@@ -100,8 +100,9 @@ def auto_init(run: RunData) -> bool:
 
 
 def relu_family(run: RunData) -> bool:
-    """Return whether the run's activation has a dead region (ReLU and its kin)."""
-    return run.params.get(DEAD_REGION, "None") != "None"
+    """Return whether the run's activation has a dead region (ReLU and its kin): its params then hold the
+    region's own keys (`activation.dead.max_output`), else `activation.dead` is "None"."""
+    return any(key.startswith(DEAD_REGION + ".") for key in run.params)
 
 
 def layer_values(run: RunData, family: str, at_end: bool, positive: bool = True) -> list[float]:

@@ -17,28 +17,44 @@ from matplotlib.lines import Line2D
 
 from actstudy.figure_grid import Margins, axes_grid, figure_title, save
 from actstudy.report.collect import RunData
-from actstudy.report.figures import PANEL_TITLE_PT, SeriesStyle, gradient_axis
+from actstudy.report.figures import PANEL_TITLE_PT, gradient_axis
 from actstudy.report.render import Code, FigureFile
 from actstudy.report.style import activation_color, activation_rank
+from actstudy.report.tables import label_of, number, setting_columns
 
 IMAGE_KEY = "distributions"  # the parent run's image key
 MAX_STEPS = 6  # figures per report: the first and last common step and evenly spaced ones between
 MAX_LAYERS = 8  # rows per figure: deeper nets show this many layers, evenly spaced, first and last kept
 
 
-def compared_runs(runs: list[RunData]) -> list[RunData]:
+def compared_runs(runs: list[RunData], tuned: tuple[str, ...] = ()) -> tuple[list[RunData], str]:
     """Return one run per activation (its lowest seed) of the setting most activations share (the deepest
-    on a tie), among runs with histograms; empty when fewer than two activations have them."""
+    on a tie), among runs with histograms, and that setting as text; ([], "") when fewer than two
+    activations have them. A setting is every varying key but the activation, the seed, the `tuned` keys
+    and keys each activation holds at one value of its own (the quick start's per-activation lr)."""
     with_histograms = [r for r in runs if r.histograms is not None and len(r.histograms.steps)]
-    style = SeriesStyle(with_histograms)
+    keys = _setting_keys(with_histograms, tuned)
     by_setting: dict[tuple, dict[str, RunData]] = {}
-    for run in sorted(with_histograms, key=lambda r: r.name):
-        by_setting.setdefault(style.key(run), {}).setdefault(run.activation, run)
+    for run in sorted(with_histograms, key=lambda r: (number(r.params.get("seed", "")) or 0, r.name)):
+        setting = tuple(run.params.get(k, "?") for k in keys)
+        by_setting.setdefault(setting, {}).setdefault(run.activation, run)
     if not by_setting:
-        return []
-    best = max(by_setting, key=lambda k: (len(by_setting[k]), k[0] or 0))
+        return [], ""
+    depth = keys.index("depth")
+    best = max(by_setting, key=lambda k: (len(by_setting[k]), number(k[depth]) or 0))
     chosen = sorted(by_setting[best].values(), key=lambda r: activation_rank(r.activation))
-    return chosen if len(chosen) >= 2 else []
+    text = ", ".join(f"{label_of(k)} {v}" for k, v in zip(keys, best, strict=True))
+    return (chosen, text) if len(chosen) >= 2 else ([], "")
+
+
+def _setting_keys(runs: list[RunData], tuned: tuple[str, ...]) -> list[str]:
+    activations = {r.activation for r in runs}
+
+    def own_per_activation(key: str) -> bool:
+        return all(len({r.params.get(key) for r in runs if r.activation == a}) == 1 for a in activations)
+
+    varying = [k for k, _ in setting_columns(runs) if k not in ("activation.name", "seed", "depth", *tuned)]
+    return ["depth"] + [k for k in varying if not own_per_activation(k)]
 
 
 def common_steps(runs: list[RunData]) -> list[int]:
@@ -57,8 +73,8 @@ def _shown_layers(depth: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, depth - 1, MAX_LAYERS).round()})
 
 
-def distribution_figure(runs: list[RunData], step: int, path: Path) -> FigureFile:
-    """Write the figure of `runs` (one per activation, same setting) at `step`: a row per hidden layer,
+def distribution_figure(runs: list[RunData], setting: str, step: int, path: Path) -> FigureFile:
+    """Write the figure of `runs` (one per activation, of `setting`) at `step`: a row per hidden layer,
     activations on the left, back-propagated gradients on the right, a line per activation; return it.
     The figure's `image_step` is `step`."""
     depth = max(len(r.histograms.layers) for r in runs)
@@ -98,7 +114,6 @@ def distribution_figure(runs: list[RunData], step: int, path: Path) -> FigureFil
     axes[-1][1].tick_params(axis="x", labelrotation=45)
     handles = [Line2D([], [], color=activation_color(r.activation), label=r.activation) for r in runs]
     fig.legend(handles=handles, loc="upper right", ncols=len(runs), fontsize=9, frameon=False)
-    setting = SeriesStyle(runs).label(runs[0])
     figure_title(fig, f"Distributions per layer at step {step} ({setting})", fontsize=12)
     names = ", ".join(r.name for r in runs)
     return FigureFile(
@@ -114,13 +129,14 @@ def distribution_figure(runs: list[RunData], step: int, path: Path) -> FigureFil
     )
 
 
-def distribution_figures(runs: list[RunData], out_dir: Path) -> list[FigureFile]:
-    """Write the side-by-side figures of the sweep's plottable `runs`, one per common step (at most
-    MAX_STEPS) as `distributions_step<step>.png` in `out_dir`; return them (empty: nothing to compare)."""
-    chosen = compared_runs(runs)
+def distribution_figures(runs: list[RunData], out_dir: Path, tuned: tuple[str, ...] = ()) -> list[FigureFile]:
+    """Write the side-by-side figures of the sweep's plottable `runs` (`tuned`: keys picked per setting),
+    one per common step (at most MAX_STEPS) as `distributions_step<step>.png` in `out_dir`; return them
+    (empty: nothing to compare)."""
+    chosen, setting = compared_runs(runs, tuned)
     if not chosen:
         return []
     return [
-        distribution_figure(chosen, step, out_dir / f"distributions_step{step:06d}.png")
+        distribution_figure(chosen, setting, step, out_dir / f"distributions_step{step:06d}.png")
         for step in common_steps(chosen)
     ]
