@@ -210,3 +210,20 @@ def test_ctrl_c_stops_every_rank_and_the_resumed_run_equals_the_uninterrupted_on
     assert "test/acc" not in run.data.metrics
 
     _rerun_resumes_exactly(tmp_path, run.info.run_id, reference)
+
+
+def test_starting_the_ranks_leaves_rank_0s_environment_as_it_was():
+    """A local sweep runs its jobs in one process: a DDP job must not leave LOCAL_RANK, WORLD_SIZE or
+    MASTER_* behind for the next one (Lightning gets them from the World, `training.JoinedEnvironment`)."""
+    from actstudy.distributed import Rendezvous, World
+    from tests.monitor_helpers import config_dict
+
+    resolved = config_dict("data=shapes", "trainer.devices=2", "trainer.accelerator=cpu")
+    rendezvous = Rendezvous.open(World(0, 2, 0, 2, "rank0"))  # imports torch, which sets variables of its own
+    before = dict(os.environ)
+    try:
+        rendezvous.start_local_ranks(resolved)
+        assert dict(os.environ) == before
+    finally:
+        rendezvous.abort("the test stops here")
+        assert rendezvous.close() == [0]

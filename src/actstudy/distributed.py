@@ -17,6 +17,7 @@ How the other ranks start:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -56,9 +57,14 @@ class World:
         """Return True on the process that owns the job's record."""
         return self.rank == 0
 
-    def join(self, rendezvous: Rendezvous, accelerator: str, timeout_s: float) -> None:
-        """Join the job's process group through `rendezvous` (gloo on CPUs, nccl on GPUs)."""
+    main_address: str = ""  # the rendezvous's host and port, once joined
+    main_port: int = 0
+
+    def join(self, rendezvous: Rendezvous, accelerator: str, timeout_s: float) -> World:
+        """Join the job's process group through `rendezvous` (gloo on CPUs, nccl on GPUs); return this
+        World with the group's address."""
         rendezvous.init_process_group(backend_for(accelerator), timeout_s)
+        return dataclasses.replace(self, main_address=rendezvous.host, main_port=rendezvous.port)
 
 
 SINGLE = World()  # a job of one process
@@ -220,19 +226,10 @@ class Rendezvous:
                 **os.environ,
                 RENDEZVOUS_ENV: f"{self.host}:{self.port}",
                 CONFIG_ENV: json.dumps(cfg_resolved),
-                "RANK": str(rank),
+                "RANK": str(rank),  # world_of reads these two; Lightning gets the rest from the World
                 "LOCAL_RANK": str(rank),
-                "NODE_RANK": "0",
-                "WORLD_SIZE": str(self.world.size),
-                "MASTER_ADDR": self.host,
-                "MASTER_PORT": str(self.port),
             }
             self.workers.append(subprocess.Popen([sys.executable, "-m", "actstudy.worker"], env=env))
-        # Lightning reads the same variables on rank 0; LOCAL_RANK tells it the processes exist already.
-        os.environ.update(
-            {"LOCAL_RANK": "0", "NODE_RANK": "0", "WORLD_SIZE": str(self.world.size),
-             "MASTER_ADDR": self.host, "MASTER_PORT": str(self.port)}
-        )  # fmt: skip
 
     def publish(self, plan: dict[str, Any]) -> None:
         """Rank 0: tell the other ranks what to do (train, resume from a checkpoint)."""

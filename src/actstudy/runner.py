@@ -8,15 +8,12 @@ state) is checked before a run is created, so a bad command never leaves a run b
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 
-from actstudy import distributed, outcomes, tracking, training
+from actstudy import distributed, outcomes, stopping, tracking, training
 from actstudy.config import JobSpec
 from actstudy.data import ImageSplits, load_splits
 from actstudy.distributed import Rendezvous, World
@@ -59,7 +56,7 @@ def run_job(spec: JobSpec, world: World, concurrent_jobs: int = 1) -> float:
             job.lock.release()
             raise
         stop_requested = threading.Event()
-        with sigterm_noted(stop_requested):
+        with stopping.sigterm_noted(stop_requested):
             result = _train_and_record(spec, world, job, splits, start, rendezvous, stop_requested)
     finally:
         if rendezvous is not None:
@@ -90,7 +87,7 @@ def _train_and_record(
             digest = distributed.config_digest(spec.resolved)
             rendezvous.publish(distributed.plan_for(start.resume_from, job.checkpoint_dir, digest))
             published = True
-            world.join(rendezvous, cfg.trainer.accelerator, cfg.trainer.ddp_timeout_s)
+            world = world.join(rendezvous, cfg.trainer.accelerator, cfg.trainer.ddp_timeout_s)
         meta = {"fingerprint": spec.fingerprint, "config": spec.resolved}
         result = training.train(
             cfg, splits, job.checkpoint_dir, start.resume_from, job.logger, world,
@@ -113,25 +110,7 @@ def _train_and_record(
         raise JobFailed(error) from exc
 
 
-INTERRUPTIONS = (KeyboardInterrupt, SystemExit, RunInterrupted)
-
-
-@contextmanager
-def sigterm_noted(stop_requested: threading.Event) -> Iterator[None]:
-    """While the run is opened and the model built, a SIGTERM sets `stop_requested` instead of killing.
-
-    Training's own handling takes over once it starts and, finding the event set, stops after its first
-    batch: the run ends interrupted rather than staying RUNNING. (Not raising here on purpose: Lightning
-    chains the handler it finds into its own, which training calls to stop all ranks at one step.)
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+INTERRUPTIONS = (*stopping.STOPPED, RunInterrupted)
 
 
 def _keep_finished(

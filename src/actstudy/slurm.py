@@ -8,7 +8,8 @@ Two changes to `submitit_slurm`, both about jobs that SLURM stops before they fi
   submission (the launcher's `checkpoint()` resubmits the same job, so the requeued job reuses the same
   Hydra job folder), runs `scontrol requeue`, then raises `SystemExit` wherever the training happens to
   be, possibly in the middle of an optimiser step. Here that `SystemExit` (and the "not requeued" error)
-  is turned into a SIGTERM instead, which stops training at the end of the current batch on every rank:
+  is turned into a SIGTERM instead (`actstudy.stopping.stop_cleanly_on_timeout_signal`, the launcher
+  installs it), which stops training at the end of the current batch on every rank:
   the `GracefulStop` callback saves `last.ckpt`, the MLflow run ends KILLED / `interrupted`, and the
   requeued job continues the same run from the checkpoint (`job.decide_resume`). This is exactly the
   path of a plain `scontrol requeue` or a preemption (SLURM sends SIGTERM), so both behave the same.
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-from typing import Any
 
 log = logging.getLogger("actstudy")
 
@@ -35,23 +34,3 @@ def in_slurm_sweep_job() -> bool:
     `salloc` allocation is not such a job.
     """
     return bool(os.environ.get("SLURM_JOB_ID")) and os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
-
-
-def stop_cleanly_on_timeout_signal() -> None:
-    """Wrap submitit's USR2 handler so that it ends in a clean Lightning stop instead of a SystemExit."""
-    usr2 = signal.SIGUSR2
-    submitit_handler = signal.getsignal(usr2)
-    if not callable(submitit_handler):
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        try:
-            submitit_handler(signum, frame)  # checkpoint() + scontrol requeue, then sys.exit(-1)
-            return  # not rank 0: SLURM's SIGTERM reaches this task too
-        except SystemExit:
-            log.warning("SLURM job requeued after signal %d: stopping at the end of the batch", signum)
-        except Exception as exc:  # submitit's UncompletedJobError: timed out too many times
-            log.warning("SLURM job not requeued (%s): stopping at the end of the batch", exc)
-        signal.raise_signal(signal.SIGTERM)  # Lightning: SIGTERMException after this batch
-
-    signal.signal(usr2, handler)

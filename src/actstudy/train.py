@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from actstudy import distributed, identity, lean_imports, outcomes, overrides
+from actstudy import distributed, identity, outcomes, overrides
 from actstudy.config import ConfigError, JobSpec, parse_config, run_name
 from actstudy.errors import DatasetUnavailable, JobFailed, RunInterrupted, TrackingUnavailable
 from actstudy.paths import CONF_DIR, writable_problem
@@ -88,7 +88,6 @@ def main(cfg: DictConfig) -> float:
     output_dir = Path(hc.runtime.output_dir)
     world = None
     try:
-        lean_imports.import_training_stack()  # a job process of a launcher starts here, not in cli()
         spec = job_spec(cfg)
         world = distributed.world_of(spec.cfg)
         if not world.is_zero:  # a SLURM task of a multi-process job: it only trains, rank 0 records
@@ -155,8 +154,6 @@ def cli() -> None:
     if wrong is not None:
         print(f"actstudy: error: {wrong}", file=sys.stderr)
         sys.exit(2)
-    if not asks_hydra_only(sys.argv[1:]):
-        lean_imports.import_training_stack()  # before a sweep's checks and its store import any of it
     main()
 
 

@@ -20,11 +20,11 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers.logger import Logger
-from lightning.pytorch.plugins.environments import LightningEnvironment, SLURMEnvironment
+from lightning.pytorch.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy
 
 from actstudy import metric_names, outcomes
-from actstudy.callbacks import CheckpointMeta, FlushMetricsBeforeCheckpoint, GracefulStop, LogProgress
+from actstudy.callbacks import CheckpointMeta, FlushMetricsBeforeCheckpoint, LogProgress
 from actstudy.config import RunConfig
 from actstudy.data import ImageSplits, TensorDataModule
 from actstudy.distributed import SINGLE, World
@@ -33,6 +33,7 @@ from actstudy.models import build_model
 from actstudy.module import ClassifierModule
 from actstudy.monitor import GradientFlowMonitor
 from actstudy.sharpness import SharpnessMonitor
+from actstudy.stopping import STOPPED, GracefulStop
 
 LAST_CHECKPOINT = "last.ckpt"
 CHECKPOINT_KEY = "actstudy"  # what actstudy adds to every checkpoint: the job's fingerprint and config
@@ -69,11 +70,58 @@ def trainer_kwargs(cfg: RunConfig) -> dict:
     )
 
 
+class JoinedEnvironment(ClusterEnvironment):
+    """Lightning's cluster environment for a job whose ranks actstudy started and joined (`World.join`):
+    rank, size and address come from the World, not from environment variables written for Lightning
+    (which would outlive the job in a local sweep's process). The process group exists before Lightning
+    sets up, so Lightning connects nothing itself."""
+
+    def __init__(self, world: World):
+        super().__init__()
+        self.world = world
+
+    @property
+    def creates_processes_externally(self) -> bool:
+        return True
+
+    @property
+    def main_address(self) -> str:
+        return self.world.main_address
+
+    @property
+    def main_port(self) -> int:
+        return self.world.main_port
+
+    @staticmethod
+    def detect() -> bool:
+        return False
+
+    def world_size(self) -> int:
+        return self.world.size
+
+    def set_world_size(self, size: int) -> None:
+        if size != self.world.size:
+            raise ValueError(f"Lightning asked for {size} processes; this job has {self.world.size}")
+
+    def global_rank(self) -> int:
+        return self.world.rank
+
+    def set_global_rank(self, rank: int) -> None:
+        if rank != self.world.rank:
+            raise ValueError(f"Lightning gave rank {rank} to this job's rank {self.world.rank}")
+
+    def local_rank(self) -> int:
+        return self.world.local_rank
+
+    def node_rank(self) -> int:
+        return self.world.rank // self.world.local_size
+
+
 def _strategy(cfg: RunConfig, world: World) -> DDPStrategy | str:
     if world.size == 1:
         return "auto"
     # Under SLURM, submitit requeues; Lightning must not requeue a second time.
-    env = SLURMEnvironment(auto_requeue=False) if world.started_by == "slurm" else LightningEnvironment()
+    env = SLURMEnvironment(auto_requeue=False) if world.started_by == "slurm" else JoinedEnvironment(world)
     return DDPStrategy(cluster_environment=env, timeout=timedelta(seconds=cfg.trainer.ddp_timeout_s))
 
 
@@ -168,7 +216,7 @@ def train(
     )
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-    except (SystemExit, KeyboardInterrupt):  # Lightning's SIGTERMException is a SystemExit
+    except STOPPED:  # actstudy.stopping: a signal stops fit with Lightning's SIGTERMException
         if stop.interrupted:
             return TrainingResult(outcomes.INTERRUPTED)
         raise

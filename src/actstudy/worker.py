@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from actstudy import distributed, lean_imports, outcomes
+from actstudy import distributed, outcomes
 from actstudy.config import RunConfig, parse_config
 from actstudy.distributed import Rendezvous, World
 
@@ -37,7 +37,7 @@ def run_worker(cfg: RunConfig, resolved: dict[str, Any], world: World) -> int:
         if plan["config_digest"] != distributed.config_digest(resolved):
             raise RuntimeError("this rank composed a different config than rank 0; check the job's command")
         splits = load_splits(cfg.data)
-        world.join(rendezvous, cfg.trainer.accelerator, cfg.trainer.ddp_timeout_s)
+        world = world.join(rendezvous, cfg.trainer.accelerator, cfg.trainer.ddp_timeout_s)
         resume_from = Path(plan["resume_from"]) if plan["resume_from"] else None
         result = training.train(cfg, splits, Path(plan["checkpoint_dir"]), resume_from, None, world)
     except (KeyboardInterrupt, SystemExit):
@@ -59,7 +59,6 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format=f"[rank {os.environ.get('RANK')}] %(levelname)s %(message)s"
     )
-    lean_imports.import_training_stack()
     resolved = json.loads(os.environ[distributed.CONFIG_ENV])
     cfg = parse_config(resolved)
     return run_worker(cfg, resolved, distributed.world_of(cfg))
