@@ -126,7 +126,7 @@ class TrackedJob:
         if start.resume_from is not None:
             self.run_id = start.previous.run_id
             logged = tracking.last_logged_steps(client, self.run_id)
-            tracking.retry(lambda: client.update_run(self.run_id, status="RUNNING"))
+            client.update_run(self.run_id, status="RUNNING")
             tracking.delete_tags(client, self.run_id, [outcomes.OUTCOME, outcomes.ERROR])
             last = max((s for k, s in logged.items() if not k.startswith("system/")), default=-1)
             log.info("resuming run %s from %s (logged through step %d)", self.run_id, start.resume_from, last)
@@ -165,8 +165,7 @@ class TrackedJob:
     def _client(self) -> MlflowClient:
         """Open the store on first use (a job without an earlier run opens it after its data is checked)."""
         if self.client is None:
-            tracking.wait_for_server_up_to(self.spec.cfg.tracking.server_wait_s)
-            self.client = tracking.open_client(self.uri)
+            self.client = tracking.open_client(self.uri, self.spec.cfg.tracking.server_wait_s)
         return self.client
 
     def recorded_val_acc(self, run_id: str) -> float:
@@ -187,14 +186,14 @@ class TrackedJob:
         if spec.parent_run_id:
             tags[outcomes.PARENT] = spec.parent_run_id
             tags[outcomes.SWEEP_ID] = spec.sweep_id or ""
-        run = tracking.retry(lambda: client.create_run(experiment_id, run_name=spec.run_name, tags=tags))
+        run = client.create_run(experiment_id, run_name=spec.run_name, tags=tags)
         run_id = run.info.run_id
         tracking.log_params_and_tags(client, run_id, tracking.flatten(spec.resolved), {})
         config_dir = spec.output_dir / "actstudy_config"
         config_dir.mkdir(parents=True, exist_ok=True)
         (config_dir / "config.yaml").write_text(yaml.safe_dump(spec.resolved, sort_keys=False))
         (config_dir / "overrides.yaml").write_text(yaml.safe_dump(spec.overrides))
-        tracking.retry(lambda: client.log_artifacts(run_id, str(config_dir), "config"))
+        client.log_artifacts(run_id, str(config_dir), "config")
         return run_id
 
     def finish(self, result: TrainingResult) -> None:
@@ -212,7 +211,7 @@ class TrackedJob:
             and self.last_checkpoint.exists()
         ):
             checkpoint = str(self.last_checkpoint)
-            tracking.retry(lambda: self.client.log_artifact(self.run_id, checkpoint, "checkpoints"))
+            self.client.log_artifact(self.run_id, checkpoint, "checkpoints")
         self._end(result.outcome)
 
     def fail(self, outcome: str, error: str | None, status: str | None = None) -> None:

@@ -19,7 +19,6 @@ import lightning as L
 from mlflow.tracking import MlflowClient
 
 from actstudy import metric_names as mn
-from actstudy.tracking import retry
 
 log = logging.getLogger("actstudy")
 
@@ -42,10 +41,10 @@ def read_layer_series(
     (only the points of steps below `before`, if given)."""
     families = {family for family, _, _ in PANELS}
     series: dict[str, dict[int, Series]] = {}
-    for key in retry(lambda: client.get_run(run_id)).data.metrics:
+    for key in client.get_run(run_id).data.metrics:
         parsed = mn.parse_layer_key(key)
         if parsed is not None and parsed[0] in families:
-            history = retry(lambda k=key: client.get_metric_history(run_id, k))
+            history = client.get_metric_history(run_id, key)
             points = sorted((m.step, m.value) for m in history if before is None or m.step < before)
             series.setdefault(parsed[0], {})[parsed[1]] = points
     return series
@@ -161,11 +160,11 @@ class LayerFigures:
 
                     with Image.open(path) as image:
                         rgb = image.convert("RGB")
-                    retry(lambda: self.client.log_image(self.run_id, rgb, key=IMAGE_KEY, step=step))
+                    self.client.log_image(self.run_id, rgb, key=IMAGE_KEY, step=step)
                     self._logged_steps.add(step)
                 if final:
                     folder = str(Path(FINAL_FIGURE).parent)
-                    retry(lambda: self.client.log_artifact(self.run_id, str(path), folder))
+                    self.client.log_artifact(self.run_id, str(path), folder)
                     self.final = FINAL_FIGURE
         except Exception as exc:  # a figure is never worth a failed run
             log.warning("drawing the per-layer figure of run %s failed: %s", self.run_id, exc)

@@ -5,7 +5,8 @@ Writes happen on a background thread so training never waits for the store, gath
 `finalize` (and `flush`) write at once and block until every queued point is in the store, so nothing
 is lost at the end of a run. A metric's points at or below its last step already logged (in the store,
 on a resumed run) are dropped, so no point is logged twice. Each write waits out a locked SQLite store or
-a restarting tracking server (`tracking.retry`); one that still fails stops the writer and `flush` raises.
+a restarting tracking server (its client's `store_client.WaitPolicy`); one that still fails stops the
+writer and `flush` raises.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow.tracking import MlflowClient
 
-from actstudy.tracking import metric_points, retry
+from actstudy.tracking import metric_points
 
 log = logging.getLogger("actstudy")
 _BATCH_LIMIT = 1000  # MLflow's maximum metrics per log_batch
@@ -93,7 +94,7 @@ class MlflowRunLogger(Logger):
             try:
                 for start in range(0, len(points), _BATCH_LIMIT):
                     chunk = points[start : start + _BATCH_LIMIT]
-                    retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
+                    self.client.log_batch(self.run_id, metrics=chunk)
                     self.points_written += len(chunk)
             except BaseException as exc:  # surfaced by flush()
                 self._error, self._failed = exc, True
@@ -113,7 +114,7 @@ class MlflowRunLogger(Logger):
     @rank_zero_only
     def log_artifact(self, local_path: Path, artifact_dir: str) -> None:
         """Copy a file into the run's artifacts under `artifact_dir` (replacing an earlier copy)."""
-        retry(lambda: self.client.log_artifact(self.run_id, str(local_path), artifact_dir))
+        self.client.log_artifact(self.run_id, str(local_path), artifact_dir)
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

@@ -169,7 +169,7 @@ class SweepCallback(Callback):
         same = previous is not None and (previous.tracking_uri, previous.identity) == (uri, this)
         tune = {outcomes.TUNE: ",".join(config.report.tune)}
         if same and tracking.run_exists(client, previous.parent_run_id):  # the same sweep, re-run
-            tracking.retry(lambda: client.update_run(previous.parent_run_id, status="RUNNING"))
+            client.update_run(previous.parent_run_id, status="RUNNING")
             tracking.log_params_and_tags(client, previous.parent_run_id, {}, owner_tags() | tune)
             tracking.delete_tags(client, previous.parent_run_id, [outcomes.OUTCOME, outcomes.ERROR])
             log.info(
@@ -189,9 +189,7 @@ class SweepCallback(Callback):
             **owner_tags(),
             **tune,
         }
-        run = tracking.retry(
-            lambda: client.create_run(experiment_id, run_name=tags[outcomes.RUN_NAME], tags=tags)
-        )
+        run = client.create_run(experiment_id, run_name=tags[outcomes.RUN_NAME], tags=tags)
         jobs = [identity.job_folder(r) for r in resolved]
         SweepInfo(sweep_id, run.info.run_id, uri, varying_keys(config), this, jobs).save(sweep_dir)
         log.info(
@@ -236,7 +234,7 @@ class SweepCallback(Callback):
         )
         print(f"actstudy: sweep {info.sweep_id} finished: {summary}", file=sys.stderr)
         try:
-            experiment = tracking.retry(lambda: client.get_run(info.parent_run_id)).info.experiment_id
+            experiment = client.get_run(info.parent_run_id).info.experiment_id
             page = tracking.ui_link(info.tracking_uri, experiment, info.parent_run_id)
             print(f"actstudy: the sweep in the MLflow UI: {page}", file=sys.stderr)
         except Exception as exc:  # only a link: the summary and the exit code matter more

@@ -1,8 +1,9 @@
 """MLflow store access: resolve and check the tracking URI, experiments, runs, params and tags.
 
-All writes go through `retry` so that many jobs sharing one SQLite store wait for the lock instead of
-failing with "database is locked", and a job rides out a tracking server's restart; the SQLite store is
-switched to WAL mode so readers never block writers.
+Every call goes through the client `open_client` returns (`actstudy.store_client.RetryingClient`), so
+that many jobs sharing one SQLite store wait for the lock instead of failing with "database is locked",
+and a job rides out a tracking server's restart; the SQLite store is switched to WAL mode so readers never
+block writers.
 """
 
 from __future__ import annotations
@@ -11,24 +12,23 @@ import fcntl
 import functools
 import logging
 import os
-import re
 import sqlite3
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from actstudy import outcomes, store_template
 from actstudy.errors import TrackingUnavailable
 from actstudy.paths import PROJECT_ROOT, default_tracking_uri, writable_problem
+from actstudy.store_client import RetryingClient, WaitPolicy
 
 T = TypeVar("T")
 log = logging.getLogger("actstudy")
@@ -89,89 +89,6 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             )
 
 
-_server_wait_s: float | None = None  # set by `wait_for_server_up_to`; None: MLflow's own HTTP retries only
-_server_down_since: float | None = None  # time.monotonic() of the first unanswered call since one succeeded
-
-
-def wait_for_server_up_to(seconds: float) -> None:
-    """Make this process's store calls through `retry` wait up to `seconds` for a tracking server that
-    stops answering (a restart), then fail with TrackingUnavailable.
-
-    MLflow's own HTTP retries take about 4 minutes per call before giving up (measured: 247 s for a
-    refused connection); they are cut to a few seconds, unless MLFLOW_HTTP_REQUEST_MAX_RETRIES and
-    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR are set, so the wait is this one and bounded by `seconds`.
-    """
-    global _server_wait_s
-    _server_wait_s = seconds
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-
-
-def server_unreachable(exc: BaseException) -> str | None:
-    """Return why the tracking server did not answer (e.g. '[Errno 111] Connection refused') if that is
-    what `exc` (MLflow's error for an HTTP request) comes from, else None."""
-    cause: BaseException | None = exc
-    while cause is not None:  # MLflow raises its own exception while handling requests' (context, not cause)
-        if isinstance(cause, requests.exceptions.RetryError):  # 429 / 5xx answers until retries ran out
-            found = re.search(r"too many \d+ error responses", str(cause))
-            return found.group(0) if found else "error responses"
-        if isinstance(cause, requests.exceptions.Timeout):
-            return "timed out"
-        if isinstance(cause, requests.exceptions.ConnectionError):
-            found = re.search(r"\[Errno -?\d+\] [^'\")]+", str(cause))
-            return found.group(0) if found else "connection lost"
-        cause = cause.__cause__ or cause.__context__
-    return None
-
-
-def retry(fn: Callable[[], T], attempts: int = 12, first_wait_s: float = 0.05) -> T:
-    """Return `fn()`, retrying with exponential backoff while the SQLite store is locked (`attempts` tries)
-    or the tracking server does not answer (for the time set by `wait_for_server_up_to`, counted from the
-    first unanswered call of this process: once it is spent, calls fail after one try until one succeeds)."""
-    global _server_down_since
-    lock_wait, server_wait, tries, waited_since = first_wait_s, 0.5, 0, None
-    while True:
-        try:
-            result = fn()
-        except Exception as exc:  # MLflow wraps the sqlite and HTTP errors in its own exception types
-            reason = server_unreachable(exc) if _server_wait_s is not None else None
-            if reason is None:
-                tries += 1
-                if "locked" not in str(exc).lower() or tries == attempts:
-                    raise
-                time.sleep(lock_wait)
-                lock_wait = min(lock_wait * 2, 2.0)
-                continue
-            since = _server_down_since  # read once: the other thread (metrics writer) may reset it
-            if since is None:
-                since = _server_down_since = time.monotonic()
-                log.warning(
-                    "MLflow tracking server not answering (%s); retrying for %g s", reason, _server_wait_s
-                )
-            down_s = time.monotonic() - since
-            if down_s >= _server_wait_s:
-                raise _server_down(exc, reason, down_s) from exc
-            waited_since = since
-            time.sleep(min(server_wait, _server_wait_s - down_s))
-            server_wait = min(server_wait * 2, 5.0)
-            continue
-        if waited_since is not None:
-            log.warning("MLflow tracking server answered again after %.1f s", time.monotonic() - waited_since)
-        _server_down_since = None
-        return result
-
-
-def _server_down(exc: Exception, reason: str, down_s: float) -> TrackingUnavailable:
-    """Return the one-line error for a tracking server that stayed down."""
-    found = re.search(r"API request to (https?://[^/\s]+)", str(exc))
-    where = f" at {found.group(1)}" if found else ""
-    return TrackingUnavailable(
-        f"the MLflow tracking server{where} did not answer for {down_s:.0f} s ({reason}; limit "
-        f"tracking.server_wait_s={_server_wait_s:g}); restart it (scripts/mlflow_server.sh) and re-run "
-        "the same command to resume"
-    )
-
-
 @contextmanager
 def _store_lock(uri: str) -> Iterator[None]:
     """Serialise store creation (schema migrations) between processes sharing one SQLite file."""
@@ -212,11 +129,14 @@ def _tune_sqlite_connections() -> None:
 _opened: dict[str, MlflowClient] = {}  # uri -> client whose store this process has created or checked
 
 
-def open_client(uri: str) -> MlflowClient:
-    """Return a client for `uri`, creating the store on first use (SQLite: tuned, see above).
+def open_client(uri: str, server_wait_s: float | None = None) -> RetryingClient:
+    """Return a client for `uri` whose every call goes through its own `WaitPolicy` (a locked SQLite
+    store waited for; with `server_wait_s`, a tracking server that stops answering waited for that long),
+    creating the store on first use (SQLite: tuned, see above).
 
     The store is created and migrated once per process and URI: the jobs of a local sweep share one
-    process and reuse the client instead of taking the lock and querying the store again.
+    process and reuse it instead of taking the lock and querying the store again; each caller (a job, the
+    sweep) gets a policy of its own.
     """
     if sqlite_path(uri) is not None:
         _tune_sqlite_connections()
@@ -228,9 +148,9 @@ def open_client(uri: str) -> MlflowClient:
             if db is not None and not db.exists():
                 store_template.create_store(db)
             client = MlflowClient(tracking_uri=uri)
-            client.search_experiments(max_results=1)  # creates and migrates a new SQLite store
+            WaitPolicy().call(lambda: client.search_experiments(max_results=1))  # creates and migrates
         _opened[uri] = client
-    return _opened[uri]
+    return RetryingClient(_opened[uri], WaitPolicy(server_wait_s))
 
 
 # The UI's experiment kind (mlflow/server/js: `mlflow.experimentKind`, values `custom_model_development`,
@@ -255,14 +175,14 @@ def experiment_id(client: MlflowClient, name: str) -> str:
                 client.restore_experiment(exp.experiment_id)
             kind = exp.tags.get(EXPERIMENT_KIND, "")
             if not kind or kind.endswith("_inferred") or kind == "no_inferred_type":
-                retry(lambda: client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING))
+                client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
             return exp.experiment_id
         db = sqlite_path(client.tracking_uri)
         location = None
         if db is not None:
             location = (db.parent / "artifacts" / name).as_uri()
         tags = {EXPERIMENT_KIND: MODEL_TRAINING}
-        return retry(lambda: client.create_experiment(name, artifact_location=location, tags=tags))
+        return client.create_experiment(name, artifact_location=location, tags=tags)
 
 
 def ui_link(uri: str, experiment: str, run_id: str | None = None) -> str:
@@ -317,10 +237,10 @@ def log_params_and_tags(
     """Log params (MLflow's 6000-char limit applied) and tags in batches of 100."""
     items = [Param(k, v[:6000]) for k, v in params.items()]
     for start in range(0, len(items), 100):
-        retry(lambda s=start: client.log_batch(run_id, params=items[s : s + 100]))
+        client.log_batch(run_id, params=items[start : start + 100])
     tag_items = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
     if tag_items:
-        retry(lambda: client.log_batch(run_id, tags=tag_items))
+        client.log_batch(run_id, tags=tag_items)
 
 
 def run_exists(client: MlflowClient, run_id: str) -> bool:
@@ -328,7 +248,7 @@ def run_exists(client: MlflowClient, run_id: str) -> bool:
     from mlflow.exceptions import MlflowException
 
     try:
-        return retry(lambda: client.get_run(run_id)).info.lifecycle_stage == "active"
+        return client.get_run(run_id).info.lifecycle_stage == "active"
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return False
@@ -340,7 +260,7 @@ def delete_tags(client: MlflowClient, run_id: str, keys: list[str]) -> None:
     present = client.get_run(run_id).data.tags
     for key in keys:
         if key in present:
-            retry(lambda k=key: client.delete_tag(run_id, k))
+            client.delete_tag(run_id, key)
 
 
 def last_logged_steps(client: MlflowClient, run_id: str) -> dict[str, int]:
@@ -352,7 +272,7 @@ def last_logged_steps(client: MlflowClient, run_id: str) -> dict[str, int]:
     of the highest step as a key's latest); `RunData.metrics` drops the step, its public `to_proto()`
     keeps it.
     """
-    run = retry(lambda: client.get_run(run_id))
+    run = client.get_run(run_id)
     return {m.key: m.step for m in run.data.to_proto().metrics}
 
 
@@ -363,8 +283,8 @@ def end_run(
     tags = {outcomes.OUTCOME: outcome}
     if error:
         tags[outcomes.ERROR] = error[:5000]
-    retry(lambda: client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]))
-    retry(lambda: client.set_terminated(run_id, status or outcomes.status_of(outcome)))
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    client.set_terminated(run_id, status or outcomes.status_of(outcome))
 
 
 def metric_points(values: Mapping[str, float], step: int) -> list[Metric]:

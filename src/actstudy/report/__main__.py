@@ -99,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.tracking import MlflowClient
 
     from actstudy.report.collect import ReportError, find_experiment_id, find_parent_run_id
+    from actstudy.store_client import RetryingClient, WaitPolicy
 
     try:
-        client = MlflowClient(tracking_uri=uri)
+        client = RetryingClient(MlflowClient(tracking_uri=uri), WaitPolicy())  # waits for a locked store
         exp_id = find_experiment_id(client, args.experiment)
         parent = find_parent_run_id(client, exp_id, args.sweep)
         from actstudy.report.build import write_report  # torch + matplotlib: only once the sweep is found

@@ -26,7 +26,7 @@ from actstudy.report.render import Block, Bullets, Document, Strong, Table, to_m
 from actstudy.report.stats import END_POINTS, end_value
 from actstudy.report.tables import METRICS, fmt_ratio, key_numbers, run_table
 from actstudy.report.tuning import Tuning
-from actstudy.tracking import UI_VIEW, retry
+from actstudy.tracking import UI_VIEW
 
 
 def nielsen_ratio_at_end(run: RunData) -> float | None:
@@ -65,7 +65,7 @@ def describe_run(client: MlflowClient, run_id: str, outcome: str, figure: str | 
     run.outcome = outcome
     # The UI's own artifact URL, relative: it works wherever the UI is served (a static prefix too).
     url = f"get-artifact?{urlencode({'path': figure, 'run_uuid': run_id})}" if figure else None
-    retry(lambda: client.set_tag(run_id, MLFLOW_RUN_NOTE, run_note(run, url)))
+    client.set_tag(run_id, MLFLOW_RUN_NOTE, run_note(run, url))
 
 
 def sweep_note(
@@ -117,10 +117,10 @@ def describe_sweep(
     tuning: Tuning | None = None,
 ) -> None:
     """Set the sweep's parent run description, linking the report artifact's page in the MLflow UI."""
-    experiment = retry(lambda: client.get_run(sweep.parent_run_id)).info.experiment_id
+    experiment = client.get_run(sweep.parent_run_id).info.experiment_id
     link = f"#/experiments/{experiment}/runs/{sweep.parent_run_id}/artifacts/{report_artifact}?{UI_VIEW}"
     note = sweep_note(sweep, claims, link, tuning=tuning)
-    retry(lambda: client.set_tag(sweep.parent_run_id, MLFLOW_RUN_NOTE, note))
+    client.set_tag(sweep.parent_run_id, MLFLOW_RUN_NOTE, note)
 
 
 def for_mlflow(markdown: str) -> str:
