@@ -2,8 +2,8 @@
 
 Trains the same CNN (depth 4, shapes data, plain SGD) for the same number of steps, in one process:
   (a) a plain PyTorch loop;
-  (b) the harness (`actstudy.training.build_trainer`'s Trainer, tensor loader, MLflow logging to a local
-      store, checkpoints and validation each epoch as in a real run) with the monitor off;
+  (b) the harness (`actstudy.training.trainer.build_trainer`'s Trainer, tensor loader, MLflow logging to
+      a local store, checkpoints and validation each epoch as in a real run) with the monitor off;
   (c) the same with the monitor on at its default frequency, activation statistics included;
   (d0) the monitor on every step as it was before percentiles, f'(z) and histograms (mean, std, dead);
   (d) the monitor on every step as it is (every step a monitored step: (d)/(d0) is what the new
@@ -34,16 +34,17 @@ import torch
 from torch.nn import functional as F
 
 from actstudy import metric_names as mn
-from actstudy import outcomes, tracking
-from actstudy.config import parse_config
+from actstudy import outcomes
+from actstudy.config.schema import parse_config
 from actstudy.data.datamodule import TensorDataModule, split
 from actstudy.data.shapes import read_shapes
 from actstudy.data.tensor_loader import TensorLoader
-from actstudy.logger import MlflowRunLogger
 from actstudy.models import build_model
-from actstudy.module import ClassifierModule
-from actstudy.monitor import GradientFlowMonitor
-from actstudy.training import build_trainer
+from actstudy.monitor.gradient_flow import GradientFlowMonitor
+from actstudy.tracking import store as tracking
+from actstudy.tracking.logger import MlflowRunLogger
+from actstudy.training.module import ClassifierModule
+from actstudy.training.trainer import build_trainer
 
 WARMUP = 10
 

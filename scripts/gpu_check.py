@@ -79,8 +79,8 @@ def sync_check(accelerator: str) -> str:
     import lightning as L
     import torch
 
-    from actstudy import training
     from actstudy.data import load_splits
+    from actstudy.training import trainer as training
     from tests.monitor_helpers import config
 
     log_every, monitor_every, steps = 10, 50, 120

@@ -51,7 +51,8 @@ def run_cli(
 _FAULT = """
 import os
 if "FAULT_STEP" in os.environ and os.environ.get("RANK", "0") == os.environ["FAULT_RANK"]:
-    from actstudy import data, module
+    from actstudy import data
+    from actstudy.training import module
 
     message = f"injected fault on rank {os.environ['FAULT_RANK']}"
     if os.environ["FAULT_STEP"] == "data":

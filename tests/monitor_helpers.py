@@ -13,12 +13,12 @@ from lightning.pytorch.loggers.logger import Logger
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from actstudy.config import RunConfig, parse_config
-from actstudy.histogram_file import FILE_NAME, Histograms, read_histograms
+from actstudy.config.schema import RunConfig, parse_config
 from actstudy.models import build_model
-from actstudy.module import ClassifierModule
+from actstudy.monitor.histogram_file import FILE_NAME, Histograms, read_histograms
 from actstudy.paths import CONF_DIR
-from actstudy.training import build_trainer
+from actstudy.training.module import ClassifierModule
+from actstudy.training.trainer import build_trainer
 
 
 class MemoryLogger(Logger):
@@ -70,7 +70,7 @@ def train_steps(
 ) -> tuple[MemoryLogger, ClassifierModule]:
     """Return the logger and module after training on `batches` (one step each) with the monitor on.
 
-    The Trainer is the harness's own (`actstudy.training.build_trainer`), fed with fixed batches.
+    The Trainer is the harness's own (`actstudy.training.trainer.build_trainer`), fed with fixed batches.
     """
     cfg = dataclasses.replace(
         cfg,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from actstudy.config import ConfigError
+from actstudy.config.schema import ConfigError
 from actstudy.models import build_model
 from actstudy.paths import CONF_DIR, PROJECT_ROOT, default_tracking_uri
 from tests.conftest import run_cli
@@ -65,7 +65,7 @@ def test_data_and_optimizer_options_compose(data, optimizer):
 def test_each_optimizer_file_builds_its_target_with_its_own_arguments(optimizer):
     from omegaconf import OmegaConf
 
-    from actstudy.module import ClassifierModule
+    from actstudy.training.module import ClassifierModule
 
     cfg = config(f"optimizer={optimizer}", "data=shapes", "depth=1")
     built = ClassifierModule(build_model(cfg, (3, 32, 32), 10), cfg.optimizer, 10).configure_optimizers()
@@ -114,7 +114,7 @@ def test_a_key_the_target_does_not_take_is_named_with_what_it_takes():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from actstudy.config import parse_config
+    from actstudy.config.schema import parse_config
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         composed = OmegaConf.to_container(compose("config", overrides=["data=shapes"]))
@@ -130,7 +130,7 @@ def test_a_key_the_target_does_not_take_is_named_with_what_it_takes():
 def test_every_default_is_stated_once_in_the_schema():
     from omegaconf import OmegaConf
 
-    from actstudy.config import TrainerConfig, defaults
+    from actstudy.config.schema import TrainerConfig, defaults
 
     assert defaults()["trainer"] == dataclasses.asdict(TrainerConfig())
     assert config("data=shapes").trainer == TrainerConfig()
@@ -307,7 +307,7 @@ def test_a_read_only_working_folder_is_one_line_before_anything(tmp_path: Path):
     ],
 )
 def test_the_preflight_lets_valid_commands_through(args):
-    from actstudy.overrides import problem
+    from actstudy.config.overrides import problem
 
     assert problem(["data=shapes", *args]) is None
 
@@ -323,7 +323,7 @@ def test_the_preflight_lets_valid_commands_through(args):
     ],
 )  # fmt: skip
 def test_the_preflight_explains_what_hydra_would_refuse(args, expected):
-    from actstudy.overrides import problem
+    from actstudy.config.overrides import problem
 
     assert problem(["data=shapes", *args]) == expected
 
@@ -427,7 +427,7 @@ def test_default_store_is_in_the_project_whatever_the_cwd(monkeypatch, tmp_path)
 def test_vanishing_gradient_preset_defines_the_27_job_sweep():
     from hydra import compose, initialize_config_dir
 
-    from actstudy.sweep import job_overrides, validate_jobs
+    from actstudy.jobs.sweep import job_overrides, validate_jobs
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(

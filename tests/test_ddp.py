@@ -161,11 +161,11 @@ def _wait_for_checkpoint(proc: subprocess.Popen, cwd: Path, timeout: float = 300
 
 
 def _rank_1(parent: int) -> int:
-    """Return the pid of the rank that the job's process `parent` started (`python -m actstudy.worker`)."""
+    """Return the pid of the rank that the job's process `parent` started (`-m actstudy.cli.worker`)."""
     for proc in Path("/proc").iterdir():
         try:
             ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == parent and b"actstudy.worker" in (proc / "cmdline").read_bytes():
+            if ppid == parent and b"actstudy.cli.worker" in (proc / "cmdline").read_bytes():
                 return int(proc.name)
         except (OSError, ValueError, IndexError):
             pass
@@ -215,7 +215,7 @@ def test_ctrl_c_stops_every_rank_and_the_resumed_run_equals_the_uninterrupted_on
 def test_starting_the_ranks_leaves_rank_0s_environment_as_it_was():
     """A local sweep runs its jobs in one process: a DDP job must not leave LOCAL_RANK, WORLD_SIZE or
     MASTER_* behind for the next one (Lightning gets them from the World, `training.JoinedEnvironment`)."""
-    from actstudy.distributed import Rendezvous, World
+    from actstudy.processes.distributed import Rendezvous, World
     from tests.monitor_helpers import config_dict
 
     resolved = config_dict("data=shapes", "trainer.devices=2", "trainer.accelerator=cpu")

@@ -6,7 +6,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from actstudy.figure_grid import Margins, axes_grid, log_y, wrap
+from actstudy.report.figure_grid import Margins, axes_grid, log_y, wrap
 
 
 def test_wrap_breaks_run_names_at_their_separators():

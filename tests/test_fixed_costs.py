@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from actstudy import distributed, tracking
-from actstudy.config import ConfigError
+from actstudy.config.schema import ConfigError
 from actstudy.data import generated_cache, shapes
-from actstudy.distributed import World
+from actstudy.processes import distributed
+from actstudy.processes.distributed import World
+from actstudy.tracking import store as tracking
 from tests.monitor_helpers import config
 
 AFFINITY_8 = set(range(8))
@@ -159,7 +160,7 @@ def _schema(db: Path) -> tuple[dict, list]:
 def test_a_new_store_is_a_copy_of_mlflows_own_empty_one(cache_home, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from actstudy import store_template
+    from actstudy.tracking import store_template
 
     own = tmp_path / "own.db"
     MlflowClient(tracking_uri=f"sqlite:///{own}").search_experiments(max_results=1)  # MLflow migrates it

@@ -14,9 +14,9 @@ import lightning as L
 import pytest
 import torch
 
-from actstudy import training
 from actstudy.data import load_splits
-from actstudy.histogram_file import FILE_NAME, read_histograms
+from actstudy.monitor.histogram_file import FILE_NAME, read_histograms
+from actstudy.training import trainer as training
 from tests.monitor_helpers import config
 
 READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy")

@@ -22,7 +22,7 @@ def _runs(uri: str, kind: str = "job") -> list:
 
 
 def test_the_fingerprint_follows_what_is_trained_and_nothing_else():
-    from actstudy.identity import command_overrides, job_fingerprint, job_folder, sweep_fingerprint
+    from actstudy.config.identity import command_overrides, job_fingerprint, job_folder, sweep_fingerprint
 
     base = config_dict("data=shapes")
     assert job_fingerprint(base) == job_fingerprint(config_dict("data=shapes"))
@@ -108,7 +108,7 @@ def test_an_unfinished_run_in_another_store_is_left_alone_and_the_job_starts_a_r
 _GATE = """
 import os, time
 if "RELEASE" in os.environ:
-    from actstudy import module
+    from actstudy.training import module
 
     original_step = module.ClassifierModule.training_step
 

@@ -11,7 +11,6 @@ import torch
 from torch.nn import functional as F
 
 from actstudy.data.shapes import read_shapes
-from actstudy.histogram_file import FILE_NAME, Histograms, read_histograms
 from actstudy.metric_names import (
     ACT_DEAD,
     ACT_DERIV_MEAN,
@@ -23,7 +22,8 @@ from actstudy.metric_names import (
     parse_layer_key,
 )
 from actstudy.models import build_model
-from actstudy.monitor import SAMPLE_SIZE, activation_stats
+from actstudy.monitor.gradient_flow import SAMPLE_SIZE, activation_stats
+from actstudy.monitor.histogram_file import FILE_NAME, Histograms, read_histograms
 from tests.monitor_helpers import config, train_steps
 
 
@@ -168,8 +168,8 @@ def test_large_layers_are_measured_on_a_fixed_sample_whose_histograms_sum_to_its
 
 
 def test_a_resumed_run_writes_the_histograms_of_the_uninterrupted_one(tmp_path):
-    from actstudy import training
     from actstudy.data import load_splits
+    from actstudy.training import trainer as training
 
     def train(epochs: int, folder: str, resume: bool = False) -> Histograms:
         cfg = config(
@@ -313,8 +313,8 @@ def test_zero_fraction_and_distance_from_init_equal_a_direct_computation(shapes_
 
 
 def test_a_resumed_run_continues_the_distance_from_the_same_init(tmp_path):
-    from actstudy import training
     from actstudy.data import load_splits
+    from actstudy.training import trainer as training
     from tests.monitor_helpers import MemoryLogger
 
     def train(epochs: int, folder: str, resume: bool = False) -> dict[int, dict[str, float]]:

@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 
 from actstudy import metric_names as mn
-from actstudy.config import RunConfig
+from actstudy.config.identity import job_fingerprint
+from actstudy.config.schema import RunConfig
 from actstudy.data import TensorDataModule, load_splits
 from actstudy.data.datamodule import ImageSplits
 from actstudy.data.digits import TRAIN_IMAGES, digits_as_mnist
-from actstudy.identity import job_fingerprint
 from actstudy.models import build_model
-from actstudy.module import ClassifierModule
+from actstudy.training.module import ClassifierModule
 from tests.data.fake_datasets import write_mnist_arrays
 from tests.monitor_helpers import config, config_dict, train_steps
 
@@ -56,7 +56,7 @@ def nielsen(root: Path, *overrides: str) -> RunConfig:
 def step0_speeds(cfg: RunConfig, splits: ImageSplits) -> list[float]:
     """Return ||dC/db^l|| of each hidden layer of the net `cfg` initialises, on the first training batch.
 
-    Built as `actstudy.training.train` builds it (same seeding, model, module, loss and loader); the
+    Built as `actstudy.training.trainer.train` builds it (same seeding, model, module, loss and loader); the
     monitor logs the same numbers as `grad/bias_l2/lNN` at step 0 (`test_the_monitor_logs_...`).
     """
     L.seed_everything(cfg.seed, workers=False, verbose=False)

@@ -243,8 +243,8 @@ def test_a_failing_job_is_failed_the_rest_run_and_the_sweep_exits_non_zero(tmp_p
 
 
 def _write_points(uri: str, worker: int, steps: int, keys: int) -> None:
-    from actstudy import tracking
-    from actstudy.logger import MlflowRunLogger
+    from actstudy.tracking import store as tracking
+    from actstudy.tracking.logger import MlflowRunLogger
 
     client = tracking.open_client(uri)
     experiment = tracking.experiment_id(client, "concurrency")

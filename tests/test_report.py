@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from actstudy.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms, gradient_edges
+from actstudy.monitor.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms, gradient_edges
 from actstudy.report import ReportError, write_report
 from actstudy.report.__main__ import main
 from actstudy.report.collect import collect_sweep, find_parent_run_id
@@ -508,7 +508,7 @@ def _texts(fig) -> list[tuple[object, object]]:
 
 def assert_layout_fits(fig, name: str) -> None:
     """Every text of `fig` lies inside the figure, off every other panel, and overlaps no text of another
-    panel (fixed margins, `actstudy.figure_grid`, must leave room for what the figures write)."""
+    panel (fixed margins, `actstudy.report.figure_grid`, must leave room for what the figures write)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     renderer = FigureCanvasAgg(fig).get_renderer()
@@ -539,7 +539,7 @@ def test_figures_have_room_for_their_labels(
     import actstudy.report.activation_plot as activation_plot
     import actstudy.report.figures as figures
     import actstudy.report.histogram_compare as histogram_compare
-    from actstudy import layer_figure
+    from actstudy.report import layer_figure
 
     drawn = []
     keep = figures.save

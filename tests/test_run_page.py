@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from actstudy import tracking
-from actstudy.layer_figure import FINAL_FIGURE, LayerFigures, draw, read_layer_series
 from actstudy.report.claims import Claim
 from actstudy.report.collect import RunData, SweepData
 from actstudy.report.description import sweep_note
+from actstudy.report.layer_figure import FINAL_FIGURE, LayerFigures, draw, read_layer_series
+from actstudy.tracking import store as tracking
 from tests.conftest import Sweep
 
 NOTE = "mlflow.note.content"

@@ -11,8 +11,8 @@ from torch.func import functional_call
 from actstudy.data.shapes import read_shapes
 from actstudy.metric_names import CURV_SHARPNESS, CURV_TWO_OVER_LR, TIMED_PREFIXES
 from actstudy.models import build_model
-from actstudy.module import ClassifierModule
-from actstudy.sharpness import top_hessian_eigenvalue
+from actstudy.monitor.sharpness import top_hessian_eigenvalue
+from actstudy.training.module import ClassifierModule
 from tests.monitor_helpers import config, train_steps
 
 
@@ -97,8 +97,8 @@ def test_sharpness_is_logged_beside_two_over_lr_and_changes_nothing_of_training(
 
 
 def test_a_resumed_run_measures_the_sharpness_of_the_uninterrupted_one(tmp_path):
-    from actstudy import training
     from actstudy.data import load_splits
+    from actstudy.training import trainer as training
     from tests.monitor_helpers import MemoryLogger
 
     def train(epochs: int, folder: str, resume: bool = False) -> dict[int, float]:

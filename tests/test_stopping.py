@@ -1,4 +1,4 @@
-"""What the stop protocol (actstudy.stopping) relies on in Lightning: fails loudly if Lightning changes it.
+"""What the stop protocol (actstudy.processes.stopping) relies on in Lightning: fails loudly if that changes.
 
 The protocol calls the SIGTERM handler that `Trainer.fit` registers, on every rank at the same batch, and
 expects fit to end after that batch with `SIGTERMException` (a SystemExit) through `on_exception`. These
@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 
-from actstudy import stopping
+from actstudy.processes import stopping
 
 
 class Tiny(L.LightningModule):

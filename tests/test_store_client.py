@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from actstudy.store_client import RetryingClient, WaitPolicy
+from actstudy.tracking.client import RetryingClient, WaitPolicy
 
 
 class CountingPolicy(WaitPolicy):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from actstudy.histogram_file import ARTIFACT_DIR, FILE_NAME, read_histograms
+from actstudy.monitor.histogram_file import ARTIFACT_DIR, FILE_NAME, read_histograms
 from tests.conftest import TINY, Sweep, run_cli
 
 EXPECTED_NAMES = {f"{a}-d{d}-s0" for a in ("sigmoid", "relu") for d in (1, 2)}
@@ -138,7 +138,7 @@ def test_missing_dataset_stops_before_training_with_one_line(tmp_path: Path):
 
 
 # A Hydra app on actstudy's config whose jobs only record their overrides (in launch order), and whose
-# sweep callback records what actstudy.sweep expects the sweep to launch.
+# sweep callback records what actstudy.jobs.sweep expects the sweep to launch.
 _RECORD_SWEEP = """
 import json
 from pathlib import Path
@@ -148,7 +148,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 
 from actstudy.paths import CONF_DIR
-from actstudy.sweep import job_overrides, varying_keys
+from actstudy.jobs.sweep import job_overrides, varying_keys
 
 
 class Expect(Callback):

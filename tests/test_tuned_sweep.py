@@ -9,7 +9,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from actstudy import identity
+from actstudy.config import identity
 from actstudy.paths import CONF_DIR
 from tests.conftest import TINY, run_cli
 

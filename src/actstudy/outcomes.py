@@ -38,7 +38,7 @@ HOST = "actstudy.host"  # host and pid of rank 0 of the process that writes the 
 PID = "actstudy.pid"
 WORLD_SIZE = "actstudy.world_size"  # processes that trained the run (DDP)
 GIT_COMMIT = "git.commit"
-FINGERPRINT = "actstudy.fingerprint"  # the job's config fingerprint (actstudy.identity)
+FINGERPRINT = "actstudy.fingerprint"  # the job's config fingerprint (actstudy.config.identity)
 
 
 def status_of(outcome: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from fake_datasets import make_cifar_archive, write_cifar_batch, write_cifar_folder
 
-from actstudy.config import DataConfig
+from actstudy.config.schema import DataConfig
 from actstudy.data import cifar10
 from actstudy.data.cifar10 import read_cifar10
 from actstudy.data.datamodule import load_splits, read_raw, split

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from actstudy import tracking
+from actstudy.tracking import store as tracking
 
 pytestmark = pytest.mark.browser
 

@@ -36,7 +36,7 @@ _SLOW = """
 import os
 if "ACTSTUDY_TEST_SLOW_WHILE" in os.environ:
     import time
-    from actstudy import module
+    from actstudy.training import module
 
     original_step = module.ClassifierModule.training_step
 

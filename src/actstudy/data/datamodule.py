@@ -12,7 +12,7 @@ import torch
 from hydra.utils import get_object
 from torch import Tensor
 
-from actstudy.config import ConfigError, DataConfig
+from actstudy.config.schema import ConfigError, DataConfig
 from actstudy.data.raw import RawSplits
 from actstudy.data.tensor_loader import TensorLoader
 

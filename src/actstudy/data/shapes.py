@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from actstudy.config import DataConfig
+from actstudy.config.schema import DataConfig
 from actstudy.data.generated_cache import cached
 from actstudy.data.raw import RawSplits
 

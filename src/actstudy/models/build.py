@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hydra.utils import get_object, instantiate
 from torch import nn
 
-from actstudy.config import RunConfig
 from actstudy.models.init import initialise
+
+if TYPE_CHECKING:  # a type only: models sit below config (config checks names against models' lists)
+    from actstudy.config.schema import RunConfig
 
 
 def build_model(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:

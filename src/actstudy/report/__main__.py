@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.tracking import MlflowClient
 
     from actstudy.report.collect import ReportError, find_experiment_id, find_parent_run_id
-    from actstudy.store_client import RetryingClient, WaitPolicy
+    from actstudy.tracking.client import RetryingClient, WaitPolicy
 
     try:
         client = RetryingClient(MlflowClient(tracking_uri=uri), WaitPolicy())  # waits for a locked store

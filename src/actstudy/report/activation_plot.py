@@ -12,8 +12,8 @@ from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from actstudy.figure_grid import Margins, axes_grid, figure_title, save
 from actstudy.paths import CONF_DIR
+from actstudy.report.figure_grid import Margins, axes_grid, figure_title, save
 from actstudy.report.render import FigureFile
 from actstudy.report.style import activation_color, activation_order
 

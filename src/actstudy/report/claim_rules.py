@@ -25,7 +25,7 @@ from actstudy.report.tables import number
 
 HOLDS, FAILS, CANNOT_TELL = "holds", "does not hold", "cannot tell"
 
-# The params claims read: the schema's keys (actstudy.config), named once here for the report.
+# The params claims read: the schema's keys (actstudy.config.schema), named once here for the report.
 BATCH_NORM, INIT, INIT_SCALE, MODEL, WIDTH, LR, BATCH_SIZE = (
     "model.batch_norm", "model.init", "model.init_scale", "model.name", "model.width", "optimizer.lr",
     "data.batch_size",

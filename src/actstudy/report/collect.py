@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy import metric_names as mn
 from actstudy import outcomes
-from actstudy.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms, read_histograms
+from actstudy.monitor.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms, read_histograms
 from actstudy.report.style import activation_order, activation_rank
 
 #: Metric keys read with their full history: these scalars and every layer of these per-layer families.
@@ -243,7 +243,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def _histograms(client: MlflowClient, run_id: str) -> Histograms | None:
-    """Return the run's histogram artifact (`actstudy.histogram_file`), or None when it has none."""
+    """Return the run's histogram artifact (`actstudy.monitor.histogram_file`), or None when it has none."""
     quiet = {MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name: "false"}  # no progress bar per run in the CLI
     with tempfile.TemporaryDirectory() as folder, _environment(quiet):
         try:

@@ -26,7 +26,7 @@ from actstudy.report.render import Block, Bullets, Document, Strong, Table, to_m
 from actstudy.report.stats import END_POINTS, end_value
 from actstudy.report.tables import METRICS, fmt_ratio, key_numbers, run_table
 from actstudy.report.tuning import Tuning
-from actstudy.tracking import UI_VIEW
+from actstudy.tracking.store import UI_VIEW
 
 
 def nielsen_ratio_at_end(run: RunData) -> float | None:

@@ -16,17 +16,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from actstudy.figure_grid import (
-    Margins,
-    axes_grid,
-    extra_lines_room,
-    figure_title,
-    log_y,
-    right_margin_axes,
-    save,
-    title_room,
-    wrap,
-)
 from actstudy.metric_names import (
     ACT_DEAD,
     ACT_DERIV_MEAN,
@@ -40,6 +29,17 @@ from actstudy.metric_names import (
     layer_key,
 )
 from actstudy.report.collect import RunData, SweepData
+from actstudy.report.figure_grid import (
+    Margins,
+    axes_grid,
+    extra_lines_room,
+    figure_title,
+    log_y,
+    right_margin_axes,
+    save,
+    title_room,
+    wrap,
+)
 from actstudy.report.render import Code, FigureFile, Text
 from actstudy.report.stats import END_POINTS, end_value
 from actstudy.report.style import LINESTYLES, MARKERS, activation_color, activation_order, activation_rank

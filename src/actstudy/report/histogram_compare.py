@@ -3,8 +3,8 @@ gradients' histograms of each activation of one setting at the same step, one fi
 
 Tools show a run's histograms one run at a time (wandb, TensorBoard; Aim's request for more,
 aimhubio/aim#358, is open); the study's question is how the activations differ at the same layer and step.
-The figures come from the runs' histogram artifacts (`actstudy.histogram_file`) and go on the parent run as
-one image key with a step slider (`MlflowClient.log_image(key=IMAGE_KEY, step=...)`).
+The figures come from the runs' histogram artifacts (`actstudy.monitor.histogram_file`) and go on the
+parent run as one image key with a step slider (`MlflowClient.log_image(key=IMAGE_KEY, step=...)`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from actstudy.figure_grid import Margins, axes_grid, figure_title, save
 from actstudy.report.collect import RunData
+from actstudy.report.figure_grid import Margins, axes_grid, figure_title, save
 from actstudy.report.figures import PANEL_TITLE_PT, gradient_axis
 from actstudy.report.render import Code, FigureFile
 from actstudy.report.style import activation_color, activation_rank

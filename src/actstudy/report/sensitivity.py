@@ -8,8 +8,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from actstudy import outcomes
-from actstudy.figure_grid import Margins, axes_grid, figure_title, save, title_room
 from actstudy.metric_names import TEST_BEST_ACC
+from actstudy.report.figure_grid import Margins, axes_grid, figure_title, save, title_room
 from actstudy.report.render import FigureFile, Table
 from actstudy.report.stats import interval
 from actstudy.report.style import LINESTYLES, MARKERS, activation_color

@@ -12,12 +12,14 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 
 class ActstudyConfig(SearchPathPlugin):
-    """Stores `actstudy_defaults` (every key's default, from `actstudy.config`) and the folder resolvers."""
+    """Stores `actstudy_defaults` (every key's default, from `actstudy.config.schema`) and the folder
+    resolvers."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         from hydra.core.config_store import ConfigStore
 
-        from actstudy import config, identity
+        from actstudy.config import identity
+        from actstudy.config import schema as config
 
         ConfigStore.instance().store(name="actstudy_defaults", node=config.defaults())
         identity.register_resolvers()

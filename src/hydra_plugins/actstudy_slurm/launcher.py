@@ -1,6 +1,6 @@
 """The `hydra/launcher=slurm` launcher (Hydra only loads launchers from the `hydra_plugins` package).
 
-See `actstudy.slurm` for what it changes in hydra-submitit-launcher's `submitit_slurm`.
+See `actstudy.processes.slurm` for what it changes in hydra-submitit-launcher's `submitit_slurm`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     """`submitit_slurm` with a clean stop on USR2 and a sweep that survives jobs without a result."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
-        from actstudy.stopping import stop_cleanly_on_timeout_signal
+        from actstudy.processes.stopping import stop_cleanly_on_timeout_signal
 
         stop_cleanly_on_timeout_signal()
         return super().__call__(*args, **kwargs)

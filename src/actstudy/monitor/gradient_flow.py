@@ -18,13 +18,14 @@ and `hidden_biases() -> [bias or None, ...]`, ordered from the input. On a monit
   `act/saturated` (fraction of f'(z) below `activation.saturated.derivative_below` x max f') over the
   layer's sample; and histograms of y and of the gradient of the loss with respect to y (a hook on the
   output tensor, run during the backward pass) over the same sample, kept in `histograms`
-  (`actstudy.histograms` writes them as the run's artifact).
+  (`actstudy.monitor.histograms` writes them as the run's artifact).
 
 A layer's sample is all of its output when that has at most SAMPLE_SIZE values, else SAMPLE_SIZE fixed
 positions drawn once per output shape with a private generator (training's random stream is untouched):
 exact on small layers, while binning the million values of a CNN's first layer alone costs about as
 much as a whole training step on a CPU (docs/benchmarks.md). f'(z) comes from autograd on the
-activation module itself (`actstudy.activation_facts`), so every activation file works without a formula.
+activation module itself (`actstudy.monitor.activation_facts`), so every activation file works without
+a formula.
 
 Everything stays on the training device until the end of a monitored step, where one `.tolist()` moves
 it to the host and one `log_metrics` call sends it to the logger. Steps that are not monitored do no
@@ -49,10 +50,10 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from actstudy import metric_names as mn
-from actstudy.activation_facts import binned_range, derivative, derivative_max
-from actstudy.config import ActivationConfig
-from actstudy.histogram_file import GRADIENT_DECADES, gradient_edges
-from actstudy.histograms import HistogramHistory
+from actstudy.config.schema import ActivationConfig
+from actstudy.monitor.activation_facts import binned_range, derivative, derivative_max
+from actstudy.monitor.histogram_file import GRADIENT_DECADES, gradient_edges
+from actstudy.monitor.histograms import HistogramHistory
 
 SAMPLE_SIZE = 4096  # values per layer for percentiles, f'(z) and histograms
 ACTIVATION_BINS = 50

@@ -22,7 +22,7 @@ from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow.tracking import MlflowClient
 
-from actstudy.tracking import metric_points
+from actstudy.tracking.store import metric_points
 
 log = logging.getLogger("actstudy")
 _BATCH_LIMIT = 1000  # MLflow's maximum metrics per log_batch
@@ -63,7 +63,7 @@ class MlflowRunLogger(Logger):
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        """Params are logged once, flattened, when the run is created (see `actstudy.job`)."""
+        """Params are logged once, flattened, when the run is created (see `actstudy.jobs.job`)."""
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:

@@ -2,7 +2,7 @@
 fit; test; return a small result. No MLflow, no files of its own besides Lightning's checkpoints.
 
 The same function trains every rank of a multi-process job; the caller passes the logger (rank 0 only)
-and, for DDP, has joined the process group already (`actstudy.distributed`).
+and, for DDP, has joined the process group already (`actstudy.processes.distributed`).
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from lightning.pytorch.plugins.environments import ClusterEnvironment, SLURMEnvi
 from lightning.pytorch.strategies import DDPStrategy
 
 from actstudy import metric_names, outcomes
-from actstudy.callbacks import CheckpointMeta, FlushMetricsBeforeCheckpoint, LogProgress
-from actstudy.config import RunConfig
+from actstudy.config.schema import RunConfig
 from actstudy.data import ImageSplits, TensorDataModule
-from actstudy.distributed import SINGLE, World
-from actstudy.histograms import HistogramArtifact
 from actstudy.models import build_model
-from actstudy.module import ClassifierModule
-from actstudy.monitor import GradientFlowMonitor
-from actstudy.sharpness import SharpnessMonitor
-from actstudy.stopping import STOPPED, GracefulStop
+from actstudy.monitor.gradient_flow import GradientFlowMonitor
+from actstudy.monitor.histograms import HistogramArtifact
+from actstudy.monitor.sharpness import SharpnessMonitor
+from actstudy.processes.distributed import SINGLE, World
+from actstudy.processes.stopping import STOPPED, GracefulStop
+from actstudy.training.callbacks import CheckpointMeta, FlushMetricsBeforeCheckpoint, LogProgress
+from actstudy.training.module import ClassifierModule
 
 LAST_CHECKPOINT = "last.ckpt"
 CHECKPOINT_KEY = "actstudy"  # what actstudy adds to every checkpoint: the job's fingerprint and config
@@ -216,7 +216,7 @@ def train(
     )
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-    except STOPPED:  # actstudy.stopping: a signal stops fit with Lightning's SIGTERMException
+    except STOPPED:  # actstudy.processes.stopping: a signal stops fit with Lightning's SIGTERMException
         if stop.interrupted:
             return TrainingResult(outcomes.INTERRUPTED)
         raise

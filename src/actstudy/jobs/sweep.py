@@ -27,9 +27,10 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from actstudy import identity, outcomes
-from actstudy.config import ConfigError, parse_config
-from actstudy.run_state import RunState, current_owner
+from actstudy import outcomes
+from actstudy.config import identity
+from actstudy.config.schema import ConfigError, parse_config
+from actstudy.jobs.run_state import RunState, current_owner
 
 log = logging.getLogger("actstudy")
 SWEEP_FILE = "sweep.json"
@@ -43,7 +44,8 @@ class SweepInfo:
     parent_run_id: str
     tracking_uri: str
     varying_keys: list[str] = field(default_factory=list)  # the keys whose values the sweep varies
-    identity: str = ""  # actstudy.identity.sweep_identity of its jobs: a re-run continues only the same
+    # actstudy.config.identity.sweep_identity of its jobs: a re-run continues only the same sweep
+    identity: str = ""
     jobs: list[str] = field(default_factory=list)  # the job folders of this sweep
 
     @classmethod
@@ -127,7 +129,7 @@ def owner_tags() -> dict[str, str]:
 
 def mark_sweep_interrupted(sweep_dir: Path) -> None:
     """End the sweep's parent run as interrupted (the whole multirun was stopped)."""
-    from actstudy import tracking
+    from actstudy.tracking import store as tracking
 
     info = SweepInfo.load(sweep_dir)
     if info is not None:
@@ -145,7 +147,7 @@ class SweepCallback(Callback):
     """Hydra callback: one MLflow parent run per multirun, report and failure summary at the end."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from actstudy import tracking
+        from actstudy.tracking import store as tracking
 
         config_name = kwargs.get("config_name") or "config"
         errors, resolved = check_jobs(config, config_name)
@@ -201,7 +203,7 @@ class SweepCallback(Callback):
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from actstudy import tracking
+        from actstudy.tracking import store as tracking
 
         sweep_dir = Path(config.hydra.sweep.dir)
         info = SweepInfo.load(sweep_dir)

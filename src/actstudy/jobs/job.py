@@ -16,13 +16,15 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from actstudy import metric_names, outcomes, system_metrics, tracking
-from actstudy.config import ConfigError, JobSpec
+from actstudy import metric_names, outcomes
+from actstudy.config.schema import ConfigError, JobSpec
 from actstudy.errors import TrackingUnavailable
-from actstudy.layer_figure import DrawAtCheckpoint, LayerFigures
-from actstudy.logger import MlflowRunLogger
-from actstudy.run_state import FolderLock, RunState, current_owner
-from actstudy.training import CHECKPOINT_KEY, LAST_CHECKPOINT, TrainingResult
+from actstudy.jobs.run_state import FolderLock, RunState, current_owner
+from actstudy.report.layer_figure import DrawAtCheckpoint, LayerFigures
+from actstudy.tracking import store as tracking
+from actstudy.tracking import system_metrics
+from actstudy.tracking.logger import MlflowRunLogger
+from actstudy.training.trainer import CHECKPOINT_KEY, LAST_CHECKPOINT, TrainingResult
 
 log = logging.getLogger("actstudy")
 

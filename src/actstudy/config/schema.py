@@ -21,9 +21,9 @@ from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from actstudy.config.typed import ARGUMENTS, at_least, build, choice, target_arguments
 from actstudy.errors import ConfigError as ConfigError  # where most modules import it from
 from actstudy.errors import first_line
-from actstudy.typed import ARGUMENTS, at_least, build, choice, target_arguments
 
 RESUME_MODES = ("auto", "true", "false")
 PROGRESS_MODES = ("auto", "bar", "log", "none")
@@ -308,7 +308,7 @@ class MonitorConfig:
     enabled: bool = True
     every_n_steps: int = 50
     activations: bool = True  # forward hooks for act/* statistics (only on monitored steps)
-    # curv/sharpness (power iteration on Hessian-vector products, actstudy.sharpness) every N steps;
+    # curv/sharpness (power iteration on Hessian-vector products, actstudy.monitor.sharpness) every N steps;
     # None: off. Each measurement costs about `sharpness_iterations` backward passes.
     sharpness_every_n_steps: int | None = None
     sharpness_iterations: int = 20
@@ -386,7 +386,7 @@ def config_keys(cfg: Any, prefix: str = "") -> list[str]:
 
 def check_tunable(cfg: RunConfig, key: str) -> None:
     """Raise ConfigError unless `key` (an entry of `report.tune`) is a key of `cfg` that changes training."""
-    from actstudy.identity import is_identity_key
+    from actstudy.config.identity import is_identity_key
 
     if key == "seed" or not is_identity_key(key):
         raise ConfigError(
@@ -406,7 +406,7 @@ class JobSpec:
 
     cfg: RunConfig
     resolved: dict[str, Any]  # the resolved config, for params and the config artifact
-    fingerprint: str  # actstudy.identity.job_fingerprint(resolved)
+    fingerprint: str  # actstudy.config.identity.job_fingerprint(resolved)
     run_name: str
     output_dir: Path
     overrides: list[str]

@@ -8,8 +8,8 @@ rank 0 can end the run with the real cause.
 
 How the other ranks start:
 - under SLURM with one task per device (`hydra/launcher=slurm`), SLURM starts every rank; each runs the
-  Hydra job, and ranks other than 0 go straight to `actstudy.worker.run_worker`;
-- otherwise rank 0 starts them itself (`python -m actstudy.worker`), on this machine. Lightning's own
+  Hydra job, and ranks other than 0 go straight to `actstudy.cli.worker.run_worker`;
+- otherwise rank 0 starts them itself (`python -m actstudy.cli.worker`), on this machine. Lightning's own
   launcher is not used: it re-runs the whole command line, which under Hydra re-runs the whole sweep in
   every child (`-m`) and makes each child compose and track the job again.
 """
@@ -30,7 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from actstudy.config import ConfigError, RunConfig
+from actstudy.config.schema import ConfigError, RunConfig
 
 log = logging.getLogger("actstudy")
 
@@ -220,7 +220,7 @@ class Rendezvous:
         return cls(world, host, store.port, store)
 
     def start_local_ranks(self, cfg_resolved: dict[str, Any]) -> None:
-        """Start ranks 1.. of this job on this machine (`python -m actstudy.worker`)."""
+        """Start ranks 1.. of this job on this machine (`python -m actstudy.cli.worker`)."""
         for rank in range(1, self.world.size):
             env = {
                 **os.environ,
@@ -229,7 +229,7 @@ class Rendezvous:
                 "RANK": str(rank),  # world_of reads these two; Lightning gets the rest from the World
                 "LOCAL_RANK": str(rank),
             }
-            self.workers.append(subprocess.Popen([sys.executable, "-m", "actstudy.worker"], env=env))
+            self.workers.append(subprocess.Popen([sys.executable, "-m", "actstudy.cli.worker"], env=env))
 
     def publish(self, plan: dict[str, Any]) -> None:
         """Rank 0: tell the other ranks what to do (train, resume from a checkpoint)."""

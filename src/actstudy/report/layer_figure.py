@@ -62,7 +62,7 @@ def draw(series: dict[str, dict[int, Series]], title: str, path: Path) -> Path:
     from matplotlib import colormaps
     from matplotlib.figure import Figure  # no pyplot: safe off the main thread
 
-    from actstudy.figure_grid import Margins, axes_grid, figure_title, log_y, title_room
+    from actstudy.report.figure_grid import Margins, axes_grid, figure_title, log_y, title_room
 
     fig = Figure(figsize=(7, 2.6 * len(PANELS)), dpi=90)
     # the right margin holds the layers' legend (up to ~12 entries of "lNN")

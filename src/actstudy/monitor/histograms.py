@@ -1,6 +1,6 @@
 """The histogram artifact of a run: kept on the host as the monitor records it, saved in every checkpoint
 (so a resumed run continues from exactly what its checkpoint had) and written to `histograms.npz`
-(`actstudy.histogram_file`) at each checkpoint and at the end of training, beside the checkpoints and
+(`actstudy.monitor.histogram_file`) at each checkpoint and at the end of training, beside the checkpoints and
 into the run's artifacts through any logger that has `log_artifact` (the MLflow one): a crash loses
 nothing recorded before the last checkpoint.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from actstudy import metric_names
-from actstudy.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms
+from actstudy.monitor.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms
 
 log = logging.getLogger("actstudy")
 

@@ -5,8 +5,8 @@ gradients (the gradient of the loss with respect to the layer's output) at every
 Arrays: `steps` (S,), `layers` (L,) names such as "l01", `activation_edges` (A+1,) and
 `activation_counts` (S, L, A), `gradient_edges` (G+1,) and `gradient_counts` (S, L, G). The counts of a
 layer at a step sum to the number of values binned: the whole output, or a fixed sample of
-`actstudy.monitor.SAMPLE_SIZE` positions of larger ones. Values outside the edges are counted in the end
-bins.
+`actstudy.monitor.gradient_flow.SAMPLE_SIZE` positions of larger ones. Values outside the edges are
+counted in the end bins.
 
 Gradient bins are the same for every run: 4 per decade of |g| from 1e-10 to 1 on each side of zero,
 plus one bin [-1e-10, 1e-10] in the middle (exact zeros fall there), so steps, layers and runs stack.

@@ -1,6 +1,6 @@
 """A rank other than 0 of a multi-process job: wait for rank 0's plan, then only train.
 
-Started by rank 0 as `python -m actstudy.worker` (the job's resolved config in the environment), or, under
+Started by rank 0 as `python -m actstudy.cli.worker` (the job's resolved config in the environment), or, under
 SLURM, reached from the Hydra job on every task whose rank is not 0. It never reads or writes the job's
 state file or MLflow run: rank 0 records everything, including this rank's error, which it reports
 through the rendezvous before exiting.
@@ -15,17 +15,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from actstudy import distributed, outcomes
-from actstudy.config import RunConfig, parse_config
-from actstudy.distributed import Rendezvous, World
+from actstudy import outcomes
+from actstudy.config.schema import RunConfig, parse_config
+from actstudy.processes import distributed
+from actstudy.processes.distributed import Rendezvous, World
 
 log = logging.getLogger("actstudy")
 
 
 def run_worker(cfg: RunConfig, resolved: dict[str, Any], world: World) -> int:
     """Train this rank of the job as rank 0's plan says; return the process exit code (0, 1, or 130)."""
-    from actstudy import training
     from actstudy.data import load_splits
+    from actstudy.training import trainer as training
 
     distributed.share_threads(world, cfg.trainer.threads)
     rendezvous = Rendezvous.open(world)

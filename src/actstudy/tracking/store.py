@@ -1,6 +1,6 @@
 """MLflow store access: resolve and check the tracking URI, experiments, runs, params and tags.
 
-Every call goes through the client `open_client` returns (`actstudy.store_client.RetryingClient`), so
+Every call goes through the client `open_client` returns (`actstudy.tracking.client.RetryingClient`), so
 that many jobs sharing one SQLite store wait for the lock instead of failing with "database is locked",
 and a job rides out a tracking server's restart; the SQLite store is switched to WAL mode so readers never
 block writers.
@@ -25,10 +25,11 @@ from typing import Any, TypeVar
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from actstudy import outcomes, store_template
+from actstudy import outcomes
 from actstudy.errors import TrackingUnavailable
 from actstudy.paths import PROJECT_ROOT, default_tracking_uri, writable_problem
-from actstudy.store_client import RetryingClient, WaitPolicy
+from actstudy.tracking import store_template
+from actstudy.tracking.client import RetryingClient, WaitPolicy
 
 T = TypeVar("T")
 log = logging.getLogger("actstudy")

@@ -1,5 +1,5 @@
 """Lightning callbacks for the run's record: metrics flushed before checkpoints, what made a checkpoint,
-plain-text progress. (The clean stop on a signal is `actstudy.stopping.GracefulStop`.)"""
+plain-text progress. (The clean stop on a signal is `actstudy.processes.stopping.GracefulStop`.)"""
 
 from __future__ import annotations
 

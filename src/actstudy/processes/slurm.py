@@ -8,7 +8,7 @@ Two changes to `submitit_slurm`, both about jobs that SLURM stops before they fi
   submission (the launcher's `checkpoint()` resubmits the same job, so the requeued job reuses the same
   Hydra job folder), runs `scontrol requeue`, then raises `SystemExit` wherever the training happens to
   be, possibly in the middle of an optimiser step. Here that `SystemExit` (and the "not requeued" error)
-  is turned into a SIGTERM instead (`actstudy.stopping.stop_cleanly_on_timeout_signal`, the launcher
+  is turned into a SIGTERM instead (`actstudy.processes.stopping.stop_cleanly_on_timeout_signal`, the launcher
   installs it), which stops training at the end of the current batch on every rank:
   the `GracefulStop` callback saves `last.ckpt`, the MLflow run ends KILLED / `interrupted`, and the
   requeued job continues the same run from the checkpoint (`job.decide_resume`). This is exactly the

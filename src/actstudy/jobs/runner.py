@@ -1,5 +1,5 @@
 """One job across its processes. Rank 0 checks the data, opens the tracked job, tells the other ranks
-the plan and trains; the other ranks (`actstudy.worker`) wait for the plan and train.
+the plan and trains; the other ranks (`actstudy.cli.worker`) wait for the plan and train.
 
 Order matters: everything that can fail because of bad input (config, tracking store, dataset, resume
 state) is checked before a run is created, so a bad command never leaves a run behind.
@@ -13,13 +13,16 @@ import threading
 
 import torch
 
-from actstudy import distributed, outcomes, stopping, tracking, training
-from actstudy.config import JobSpec
+from actstudy import outcomes
+from actstudy.config.schema import JobSpec
 from actstudy.data import ImageSplits, load_splits
-from actstudy.distributed import Rendezvous, World
 from actstudy.errors import JobFailed, RunInterrupted
-from actstudy.job import Start, TrackedJob
-from actstudy.run_state import RunState
+from actstudy.jobs.job import Start, TrackedJob
+from actstudy.jobs.run_state import RunState
+from actstudy.processes import distributed, stopping
+from actstudy.processes.distributed import Rendezvous, World
+from actstudy.tracking import store as tracking
+from actstudy.training import trainer as training
 
 log = logging.getLogger("actstudy")
 RESUME_HINT = "re-run the same command to resume"

@@ -13,7 +13,7 @@ import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from actstudy.config import ConfigError
+from actstudy.config.schema import ConfigError
 
 STATE_FILE = "actstudy_run.json"
 
@@ -25,7 +25,7 @@ class RunState:
     run_id: str | None
     run_name: str
     tracking_uri: str
-    fingerprint: str = ""  # actstudy.identity.job_fingerprint of the config that made the run
+    fingerprint: str = ""  # actstudy.config.identity.job_fingerprint of the config that made the run
     experiment: str = ""  # the MLflow experiment the run is in
     outcome: str | None = None
     error: str | None = None

@@ -15,7 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from actstudy import metric_names
-from actstudy.config import OptimizerConfig
+from actstudy.config.schema import OptimizerConfig
 from actstudy.models.head import HEADS
 
 log = logging.getLogger("actstudy")
