@@ -60,3 +60,13 @@ def test_training_monitor_data_and_models_never_import_the_record_or_the_report(
 def test_the_vocabulary_imports_no_package():
     for name in VOCABULARY:
         assert not imported_packages(SRC / f"{name}.py") - VOCABULARY, name
+
+
+def test_every_activation_file_has_its_own_colour():
+    """conf/activation/ says which activations exist; the report's colours must cover them all."""
+    from actstudy.paths import CONF_DIR
+    from actstudy.report.style import ACTIVATION_COLORS
+
+    files = sorted(p.stem for p in (CONF_DIR / "activation").glob("*.yaml"))
+    assert sorted(ACTIVATION_COLORS) == files
+    assert len(set(ACTIVATION_COLORS.values())) == len(files)

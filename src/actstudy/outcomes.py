@@ -38,6 +38,15 @@ HOST = "actstudy.host"  # host and pid of rank 0 of the process that writes the 
 PID = "actstudy.pid"
 WORLD_SIZE = "actstudy.world_size"  # processes that trained the run (DDP)
 GIT_COMMIT = "git.commit"
+THREADS_USED = "trainer.threads_used"  # what `trainer.threads` resolved to in this attempt
+SLURM_JOB_ID = "slurm.job_id"  # the SLURM job (its array's id for an array task)
+SLURM_ARRAY_JOB_ID = "slurm.array_job_id"
+SLURM_ARRAY_TASK_ID = "slurm.array_task_id"
+# On the experiment: the UI's experiment kind (mlflow/server/js: `mlflow.experimentKind`, values
+# `custom_model_development`, `genai_development`, and `*_inferred` / `no_inferred_type` that the UI writes
+# itself when it guesses).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 FINGERPRINT = "actstudy.fingerprint"  # the job's config fingerprint (actstudy.config.identity)
 
 

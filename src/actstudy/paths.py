@@ -40,3 +40,8 @@ def writable_problem(folder: Path) -> str | None:
             return None
     except OSError as exc:
         return exc.strerror or str(exc)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """Return the database file of a `sqlite:///` URI, or None for other stores."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None

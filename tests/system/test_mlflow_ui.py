@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from actstudy import outcomes
 from actstudy.tracking import store as tracking
 
 pytestmark = pytest.mark.browser
@@ -164,8 +165,8 @@ def test_mlflow_ui_opens_on_the_runs_shows_descriptions_and_figures_and_compares
     parent = parents[0]
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
     exp_id = parent.info.experiment_id
-    kind = tiny_sweep.client.get_experiment(exp_id).tags.get(tracking.EXPERIMENT_KIND)
-    assert kind == tracking.MODEL_TRAINING
+    kind = tiny_sweep.client.get_experiment(exp_id).tags.get(outcomes.EXPERIMENT_KIND)
+    assert kind == outcomes.MODEL_TRAINING
     store_dir = Path(tiny_sweep.uri.removeprefix("sqlite:///")).parent
 
     with (

@@ -56,7 +56,9 @@ def job_fingerprint(resolved: Mapping[str, Any]) -> str:
 
 def job_folder(resolved: Mapping[str, Any]) -> str:
     """Return the job's folder name: `<activation>-d<depth>-s<seed>-<fingerprint[:8]>`."""
-    name = f"{resolved['activation']['name']}-d{resolved['depth']}-s{resolved['seed']}"
+    from actstudy.config.schema import run_name
+
+    name = run_name(resolved["activation"]["name"], resolved["depth"], resolved["seed"])
     return f"{name}-{job_fingerprint(resolved)[:8]}"
 
 

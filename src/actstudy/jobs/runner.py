@@ -84,7 +84,7 @@ def _train_and_record(
     published = False
     try:
         job.open(start)
-        used = {distributed.THREADS_TAG: str(torch.get_num_threads())}  # a tag: a resumed attempt may differ
+        used = {outcomes.THREADS_USED: str(torch.get_num_threads())}  # a tag: a resumed attempt may differ
         tracking.log_params_and_tags(job.client, job.run_id, {}, used)
         if rendezvous is not None:
             digest = distributed.config_digest(spec.resolved)

@@ -139,9 +139,6 @@ def check_devices(cfg: RunConfig, world: World) -> None:
             )
 
 
-THREADS_TAG = "trainer.threads_used"  # the run's tag: what `trainer.threads` resolved to (this attempt)
-
-
 def threads_for(
     setting: str, world: World, concurrent_jobs: int = 1, env: Mapping[str, str] = os.environ
 ) -> int:

@@ -62,9 +62,10 @@ def _fail(message: str) -> int:
 
 def _check_store(uri: str) -> str | None:
     """Return an error message when ``uri`` is a SQLite store whose file does not exist, else None."""
-    if uri.startswith("sqlite:///"):
-        path = uri.removeprefix("sqlite:///")
-        if path and path != ":memory:" and not Path(path).is_file():
+    from actstudy.paths import sqlite_path
+
+    if (path := sqlite_path(uri)) is not None:
+        if str(path) not in ("", ".", ":memory:") and not path.is_file():
             return f"no MLflow store at {path} (tracking URI {uri})"
     elif urlparse(uri).scheme in ("http", "https"):
         # Fail fast on an unreachable server instead of MLflow's minutes of retries.

@@ -14,6 +14,7 @@ ACTIVATION_COLORS: dict[str, str] = {
     "gelu": "#8c564b",  # brown
     "silu": "#e377c2",  # pink
     "softsign": "#bcbd22",  # olive
+    "mish": "#e7ba52",  # gold (red marks untrainable values in the sensitivity figure)
 }
 _FALLBACK_COLORS = ("#d62728", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39")
 

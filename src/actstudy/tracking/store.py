@@ -19,17 +19,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 
 from actstudy import outcomes
 from actstudy.errors import TrackingUnavailable
-from actstudy.paths import PROJECT_ROOT, default_tracking_uri, writable_problem
+from actstudy.paths import PROJECT_ROOT, default_tracking_uri, sqlite_path, writable_problem
 from actstudy.tracking import store_template
 from actstudy.tracking.client import RetryingClient, WaitPolicy
+from actstudy.tracking.store_template import SQLITE_HEADER
 
 T = TypeVar("T")
 log = logging.getLogger("actstudy")
@@ -40,14 +41,8 @@ def resolve_uri(configured: str | None) -> str:
     return configured or default_tracking_uri()
 
 
-def sqlite_path(uri: str) -> Path | None:
-    """Return the database file of a `sqlite:///` URI, or None for other stores."""
-    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-
-
 # Stores MLflow 3 opens (its file store is refused): databases through SQLAlchemy, or a tracking server.
 STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
@@ -154,10 +149,6 @@ def open_client(uri: str, server_wait_s: float | None = None) -> RetryingClient:
     return RetryingClient(_opened[uri], WaitPolicy(server_wait_s))
 
 
-# The UI's experiment kind (mlflow/server/js: `mlflow.experimentKind`, values `custom_model_development`,
-# `genai_development`, and `*_inferred` / `no_inferred_type` that the UI writes itself when it guesses).
-EXPERIMENT_KIND = "mlflow.experimentKind"
-MODEL_TRAINING = "custom_model_development"
 # MLflow 3.17's UI picks its view from a `workflowType` URL parameter (else the browser's last choice,
 # GenAI at first) before the tag: links into it carry the parameter so they open on the runs table.
 UI_VIEW = "workflowType=machine_learning"
@@ -166,23 +157,25 @@ UI_VIEW = "workflowType=machine_learning"
 def experiment_id(client: MlflowClient, name: str) -> str:
     """Return the id of experiment `name`, creating it (artifacts beside a SQLite store) if needed.
 
-    The experiment is tagged as a model-training one (`EXPERIMENT_KIND`); an existing one is tagged on
-    first use unless it has a kind someone chose (a kind the UI only guessed is replaced).
+    The experiment is tagged as a model-training one (`outcomes.EXPERIMENT_KIND`); an existing one is tagged
+    on first use unless it has a kind someone chose (a kind the UI only guessed is replaced).
     """
     with _store_lock(client.tracking_uri):
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 client.restore_experiment(exp.experiment_id)
-            kind = exp.tags.get(EXPERIMENT_KIND, "")
+            kind = exp.tags.get(outcomes.EXPERIMENT_KIND, "")
             if not kind or kind.endswith("_inferred") or kind == "no_inferred_type":
-                client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
+                client.set_experiment_tag(
+                    exp.experiment_id, outcomes.EXPERIMENT_KIND, outcomes.MODEL_TRAINING
+                )
             return exp.experiment_id
         db = sqlite_path(client.tracking_uri)
         location = None
         if db is not None:
             location = (db.parent / "artifacts" / name).as_uri()
-        tags = {EXPERIMENT_KIND: MODEL_TRAINING}
+        tags = {outcomes.EXPERIMENT_KIND: outcomes.MODEL_TRAINING}
         return client.create_experiment(name, artifact_location=location, tags=tags)
 
 
@@ -225,21 +218,21 @@ def slurm_tags() -> dict[str, str]:
     tags = {}
     job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
     if job:
-        tags["slurm.job_id"] = os.environ.get("SLURM_JOB_ID", job)
+        tags[outcomes.SLURM_JOB_ID] = os.environ.get("SLURM_JOB_ID", job)
         if "SLURM_ARRAY_TASK_ID" in os.environ:
-            tags["slurm.array_job_id"] = job
-            tags["slurm.array_task_id"] = os.environ["SLURM_ARRAY_TASK_ID"]
+            tags[outcomes.SLURM_ARRAY_JOB_ID] = job
+            tags[outcomes.SLURM_ARRAY_TASK_ID] = os.environ["SLURM_ARRAY_TASK_ID"]
     return tags
 
 
 def log_params_and_tags(
     client: MlflowClient, run_id: str, params: Mapping[str, str], tags: Mapping[str, str]
 ):
-    """Log params (MLflow's 6000-char limit applied) and tags in batches of 100."""
-    items = [Param(k, v[:6000]) for k, v in params.items()]
+    """Log params and tags (cut to MLflow's own length limits) in batches of 100."""
+    items = [Param(k, v[:MAX_PARAM_VAL_LENGTH]) for k, v in params.items()]
     for start in range(0, len(items), 100):
         client.log_batch(run_id, params=items[start : start + 100])
-    tag_items = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+    tag_items = [RunTag(k, str(v)[:MAX_TAG_VAL_LENGTH]) for k, v in tags.items()]
     if tag_items:
         client.log_batch(run_id, tags=tag_items)
 
@@ -283,7 +276,7 @@ def end_run(
     """Tag the run's outcome (and error) and end it: FINISHED, KILLED (interrupted), FAILED, or `status`."""
     tags = {outcomes.OUTCOME: outcome}
     if error:
-        tags[outcomes.ERROR] = error[:5000]
+        tags[outcomes.ERROR] = error[:MAX_TAG_VAL_LENGTH]
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     client.set_terminated(run_id, status or outcomes.status_of(outcome))
 
