@@ -26,6 +26,16 @@ class RunInterrupted(Exception):
     """Training was stopped by Ctrl-C or SIGTERM after saving a checkpoint; re-running resumes it."""
 
 
+def error_text(exc: BaseException) -> str:
+    """Return `exc` as `Type: message`, the form a run's error tag and the ranks' reports record."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def one_line(exc: BaseException) -> str:
+    """Return `exc` as `Type: message` on a single line (whitespace runs collapsed), for a message."""
+    return " ".join(error_text(exc).split())
+
+
 def first_line(exc: BaseException) -> str:
     """Return the first line of `exc`'s message, or its type's name when the message is empty."""
     text = str(exc).strip()

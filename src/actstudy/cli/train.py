@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from actstudy import outcomes
 from actstudy.config import identity, overrides
 from actstudy.config.schema import ConfigError, JobSpec, parse_config, run_name
-from actstudy.errors import DatasetUnavailable, JobFailed, RunInterrupted, TrackingUnavailable
+from actstudy.errors import DatasetUnavailable, JobFailed, RunInterrupted, TrackingUnavailable, error_text
 from actstudy.jobs.run_state import RunState
 from actstudy.jobs.sweep import SweepInfo, mark_sweep_interrupted
 from actstudy.paths import CONF_DIR, writable_problem
@@ -121,7 +121,7 @@ def main(cfg: DictConfig) -> float:
         sys.exit(130)
     except Exception as exc:
         log.exception("job %s failed", output_dir.name)
-        error = str(exc) if isinstance(exc, JobFailed) else f"{type(exc).__name__}: {exc}"
+        error = str(exc) if isinstance(exc, JobFailed) else error_text(exc)
         print(f"actstudy: error: job {output_dir.name} failed: {error}", file=sys.stderr)
         _record_failure(output_dir, error)
         if multirun:

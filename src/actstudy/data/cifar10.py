@@ -21,6 +21,7 @@ import torch
 
 from actstudy.data import files
 from actstudy.data.raw import DatasetUnavailable, RawSplits
+from actstudy.errors import one_line
 from actstudy.paths import default_data_root
 
 IMAGE_SHAPE = (3, 32, 32)
@@ -61,7 +62,7 @@ def read_cifar10(root: str | Path | None, download: bool, verify_checksums: bool
             try:
                 files.download([URL], archive, ARCHIVE_MD5 if verify_checksums else None)
             except (OSError, RuntimeError) as err:
-                raise _missing(root, f"download=true but the download failed: {files.one_line(err)}") from err
+                raise _missing(root, f"download=true but the download failed: {one_line(err)}") from err
         _extract(archive, root, folder, verify_checksums)
     raw = _read_batches(folder, verify_checksums)
     files.save_cache(root, "cifar10", raw)
@@ -90,7 +91,7 @@ def _extract(archive: Path, root: Path, folder: Path, verify_checksums: bool) ->
                 raise
     except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
         raise DatasetUnavailable(
-            f"bad format in {archive}: cannot extract it ({files.one_line(err)}); delete it and run again"
+            f"bad format in {archive}: cannot extract it ({one_line(err)}); delete it and run again"
         ) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -120,9 +121,7 @@ def _read_batch(path: Path, md5: str | None) -> tuple[np.ndarray, np.ndarray]:
             entry = _BatchUnpickler(f, encoding="latin1").load()
         data, labels = np.asarray(entry["data"]), np.asarray(entry["labels"], dtype=np.int64)
     except Exception as err:  # any unpickling failure means the file is not a CIFAR-10 batch
-        raise DatasetUnavailable(
-            f"bad format in {path}: not a CIFAR-10 batch ({files.one_line(err)})"
-        ) from err
+        raise DatasetUnavailable(f"bad format in {path}: not a CIFAR-10 batch ({one_line(err)})") from err
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (len(data),):
         raise DatasetUnavailable(
             f"bad format in {path}: data is {data.dtype} {data.shape} with {labels.size} labels, "

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from actstudy.data.raw import DatasetUnavailable, RawSplits
+from actstudy.errors import one_line
 
 CACHE_DIR = "actstudy-cache"
 
@@ -110,8 +111,3 @@ def unavailable(dataset: str, root: Path, files: str, source: str, reason: str) 
         f"{dataset} not found in {root} ({reason}): put {files} from {source} there, "
         f"or choose the folder with data.root=PATH or ACTSTUDY_DATA=PATH; data=shapes works offline"
     )
-
-
-def one_line(err: BaseException) -> str:
-    """Return `err` as `Type: message` on a single line."""
-    return " ".join(f"{type(err).__name__}: {err}".split())

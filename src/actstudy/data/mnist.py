@@ -16,6 +16,7 @@ import torch
 
 from actstudy.data import files
 from actstudy.data.raw import DatasetUnavailable, RawSplits
+from actstudy.errors import one_line
 from actstudy.paths import default_data_root
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -80,7 +81,7 @@ def _download(root: Path, raw_dir: Path, verify_checksums: bool) -> None:
             try:
                 files.download(urls, raw_dir / f"{name}.gz", md5 if verify_checksums else None)
             except (OSError, RuntimeError) as err:
-                raise _missing(root, f"download=true but the download failed: {files.one_line(err)}") from err
+                raise _missing(root, f"download=true but the download failed: {one_line(err)}") from err
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -89,7 +90,7 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
             data = f.read()
     except (OSError, EOFError, zlib.error) as err:
-        raise DatasetUnavailable(f"bad format in {path}: cannot read it ({files.one_line(err)})") from err
+        raise DatasetUnavailable(f"bad format in {path}: cannot read it ({one_line(err)})") from err
     if len(data) < 4 + 4 * ndim or data[:4] != bytes([0, 0, 0x08, ndim]):
         raise DatasetUnavailable(
             f"bad format in {path}: not an IDX file of {ndim}-d unsigned bytes (magic {data[:4].hex()}, "

@@ -16,7 +16,7 @@ import torch
 from actstudy import outcomes
 from actstudy.config.schema import JobSpec
 from actstudy.data import ImageSplits, load_splits
-from actstudy.errors import JobFailed, RunInterrupted
+from actstudy.errors import JobFailed, RunInterrupted, error_text
 from actstudy.jobs.job import Start, TrackedJob
 from actstudy.jobs.run_state import RunState
 from actstudy.processes import distributed, stopping
@@ -55,7 +55,7 @@ def run_job(spec: JobSpec, world: World, concurrent_jobs: int = 1) -> float:
             splits = load_splits(cfg.data)
         except BaseException as exc:
             if rendezvous is not None:
-                rendezvous.abort(_text(exc))
+                rendezvous.abort(error_text(exc))
             job.lock.release()
             raise
         stop_requested = threading.Event()
@@ -100,7 +100,7 @@ def _train_and_record(
         return result
     except BaseException as exc:
         if rendezvous is not None and not published:
-            rendezvous.abort(_text(exc))
+            rendezvous.abort(error_text(exc))
         outcome, error, status = _classify(exc, None)  # what rank 0 knows without the other ranks
         try:  # waits for the other ranks' reports: a second signal must still leave a truthful run
             outcome, error, status = _classify(exc, rendezvous)
@@ -131,10 +131,6 @@ def _keep_finished(
     return job.recorded_val_acc(finished.run_id)
 
 
-def _text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _classify(exc: BaseException, rendezvous: Rendezvous | None) -> tuple[str, str | None, str | None]:
     """Return (outcome, error, MLflow status or None for the outcome's own) of a job that raised `exc`.
 
@@ -143,7 +139,7 @@ def _classify(exc: BaseException, rendezvous: Rendezvous | None) -> tuple[str, s
     """
     if isinstance(exc, INTERRUPTIONS):
         return outcomes.INTERRUPTED, None, None
-    own = _text(exc)
+    own = error_text(exc)
     if rendezvous is None:
         return outcomes.FAILED, own, None
     codes = rendezvous.close()  # wait for the other ranks: their errors and exit codes are the cause

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from actstudy.config.schema import ConfigError, RunConfig
+from actstudy.errors import error_text
 
 log = logging.getLogger("actstudy")
 
@@ -257,7 +258,7 @@ class Rendezvous:
 
         A broken collective is only a consequence of another rank's failure, so it is marked as such.
         """
-        report = {"error": f"{type(exc).__name__}: {exc}"[:2000], "collective": is_collective_error(exc)}
+        report = {"error": error_text(exc)[:2000], "collective": is_collective_error(exc)}
         with contextlib.suppress(Exception):  # rank 0 is gone: nobody to tell
             self.store.set(f"{ERROR_KEY}{self.world.rank}", json.dumps(report))
 
