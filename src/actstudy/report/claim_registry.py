@@ -46,6 +46,7 @@ from actstudy.report.claim_rules import (  # noqa: I001
     within,
 )
 from actstudy.report.collect import RunData
+from actstudy.report.measures import delta_first_to_last
 from actstudy.report.stats import END_POINTS, Interval, end_value
 from actstudy.report.tables import chance_level, number
 
@@ -260,7 +261,7 @@ GROUP_CLAIMS: tuple[GroupClaim, ...] = (
         f"holds if the ratio is within [{NIELSEN_RANGE[0]:g}, {NIELSEN_RANGE[1]:g}]",
         _nielsen_net,
         _interval_claim(
-            lambda r: (lambda f: 1 / f if f else None)(first_to_last(mn.GRAD_BIAS_L2, False)(r)),
+            lambda r: 1 / ratio if (ratio := delta_first_to_last(r)) else None,  # Nielsen's direction
             lambda v: within(v, *NIELSEN_RANGE),
             "||δ⁴|| / ||δ¹||",
             log=True,
@@ -314,7 +315,7 @@ GROUP_CLAIMS: tuple[GroupClaim, ...] = (
             and plain(r)
         ),
         _interval_claim(
-            first_to_last(mn.GRAD_BIAS_L2, False),
+            delta_first_to_last,
             lambda v: at_least(v, EXPLODING_BOUND),
             "||δ¹|| / ||δᴸ||",
             log=True,

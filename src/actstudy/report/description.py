@@ -19,29 +19,20 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from actstudy import outcomes
-from actstudy.metric_names import GRAD_BIAS_L2, layer_key
 from actstudy.report.claims import Claim, claims_table
 from actstudy.report.collect import RunData, SweepData, collect_run
+from actstudy.report.measures import delta_first_to_last
 from actstudy.report.render import Block, Bullets, Document, Strong, Table, to_markdown
-from actstudy.report.stats import END_POINTS, end_value
+from actstudy.report.stats import END_POINTS
 from actstudy.report.tables import METRICS, fmt_ratio, key_numbers, run_table
 from actstudy.report.tuning import Tuning
 from actstudy.tracking.store import UI_VIEW
 
 
-def nielsen_ratio_at_end(run: RunData) -> float | None:
-    """Return ‖δ¹‖/‖δᴸ‖ (bias-gradient norms, first over last hidden layer) "@end", or None."""
-    layers = run.layers(GRAD_BIAS_L2)
-    if len(layers) < 2:
-        return None
-    first, last = (end_value(run, layer_key(GRAD_BIAS_L2, n)) for n in (layers[0], layers[-1]))
-    return first / last if first is not None and last else None
-
-
 def run_numbers(run: RunData) -> Table:
     """Return a run's key numbers as a two-column table: the report's metric columns, one per row."""
     rows = [[label, fmt(value(run))] for label, value, fmt in METRICS]
-    rows.insert(6, ["‖δ¹‖/‖δᴸ‖ @end", fmt_ratio(nielsen_ratio_at_end(run))])  # beside its @0
+    rows.insert(6, ["‖δ¹‖/‖δᴸ‖ @end", fmt_ratio(delta_first_to_last(run, at_end=True))])  # beside its @0
     return Table(["measure", "value"], rows, [False, True])
 
 

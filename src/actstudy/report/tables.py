@@ -9,7 +9,6 @@ from actstudy import outcomes
 from actstudy.metric_names import (
     ACT_DEAD,
     ACT_SATURATED,
-    GRAD_BIAS_L2,
     GRAD_FIRST_TO_LAST,
     TEST_ACC,
     TEST_BEST_ACC,
@@ -19,6 +18,7 @@ from actstudy.metric_names import (
     layer_key,
 )
 from actstudy.report.collect import RunData, SweepData
+from actstudy.report.measures import delta_first_to_last
 from actstudy.report.render import Code, Em, Table, Text
 from actstudy.report.stats import END_POINTS, clipped, end_value, interval
 
@@ -126,15 +126,6 @@ def mean_over_layers(run: RunData, family: str) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def nielsen_ratio(run: RunData) -> float | None:
-    """Return ||δ¹|| / ||δᴸ|| (bias-gradient norms, first over last hidden layer) at step 0, or None."""
-    layers = run.layers(GRAD_BIAS_L2)
-    if len(layers) < 2:
-        return None
-    first, last = (run.at_step(layer_key(GRAD_BIAS_L2, n), 0) for n in (layers[0], layers[-1]))
-    return first / last if first is not None and last else None
-
-
 def chance_level(runs: list[RunData]) -> float | None:
     """Return the accuracy of a uniform guess (1 / classes) from the first of `runs` that was tested and
     logged it (diverged runs never are), or None."""
@@ -156,7 +147,7 @@ METRICS: tuple[tuple[str, Callable[[RunData], float | None], Format], ...] = (
     ("best val acc", best_val_acc, fmt_acc),
     ("first/last grad @0", lambda r: r.at_step(GRAD_FIRST_TO_LAST, 0), fmt_ratio),
     ("first/last grad @end", lambda r: end_value(r, GRAD_FIRST_TO_LAST), fmt_ratio),
-    ("‖δ¹‖/‖δᴸ‖ @0", nielsen_ratio, fmt_ratio),
+    ("‖δ¹‖/‖δᴸ‖ @0", delta_first_to_last, fmt_ratio),
     ("saturated (mean)", lambda r: mean_over_layers(r, ACT_SATURATED), fmt_fraction),
     ("dead (mean)", lambda r: mean_over_layers(r, ACT_DEAD), fmt_fraction),
 )
