@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy import metric_names, outcomes
 from actstudy.config.schema import ConfigError, JobSpec
-from actstudy.errors import TrackingUnavailable
+from actstudy.errors import TrackingUnavailable, first_line
 from actstudy.jobs.run_state import FolderLock, RunState, current_owner
 from actstudy.report.layer_figure import DrawAtCheckpoint, LayerFigures
 from actstudy.tracking import store as tracking
@@ -39,13 +40,27 @@ class Start:
 
 
 def checkpoint_fingerprint(path: Path) -> str | None:
-    """Return the job fingerprint stored in a checkpoint (None for one written without it)."""
+    """Return the job fingerprint stored in a checkpoint (None for one written without it, or unreadable).
+
+    Read with `weights_only=True`, as Lightning reads it to resume: a job folder may sit on a shared file
+    system, and a pickle that names anything but tensors and plain data would run code as whoever
+    resumes. Such a file is refused (ConfigError, one line naming it) before any run is touched.
+    """
+    import pickle
+
     import torch
 
     try:
-        meta = torch.load(path, map_location="cpu", weights_only=False).get(CHECKPOINT_KEY) or {}
+        meta = torch.load(path, map_location="cpu", weights_only=True).get(CHECKPOINT_KEY) or {}
+    except pickle.UnpicklingError as exc:  # it names a global that a weights-only load refuses
+        found = re.search(r"(?i)unsupported(?: global:)? GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise ConfigError(
+            f"{path} holds more than tensors and plain data{what}: it was not loaded, since loading it "
+            "could run code; move it away (the job then starts a new run) or resume=false"
+        ) from exc
     except Exception as exc:  # truncated by a kill during the save, a full disk: not resumable
-        log.warning("cannot read the checkpoint %s (%s): starting a new run", path, exc)
+        log.warning("cannot read the checkpoint %s (%s): starting a new run", path, first_line(exc))
         return None
     return meta.get("fingerprint")
 
@@ -106,6 +121,7 @@ class TrackedJob:
         checkpoint = self.checkpoints_of(previous.run_id) / LAST_CHECKPOINT if same else None
         resumable = (
             same
+            and mode != "false"  # a new run: the checkpoint is not read at all
             and previous.outcome in outcomes.RESUMABLE
             and checkpoint.exists()
             and checkpoint_fingerprint(checkpoint) == spec.fingerprint
@@ -116,7 +132,7 @@ class TrackedJob:
                 f"{spec.output_dir}"
             )
         return Start(
-            resume_from=checkpoint if resumable and mode != "false" else None,
+            resume_from=checkpoint if resumable else None,
             previous=previous if same else None,
         )
 
