@@ -50,3 +50,22 @@ def test_a_planted_checkpoint_is_refused_in_one_line_and_runs_nothing(tmp_path: 
     fresh = run_cli("actstudy.train", [*JOB, "resume=false"], cwd=tmp_path, uri=uri)  # never reads it
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert not marker.exists()
+
+
+def test_a_damaged_state_file_stops_the_job_in_one_line_instead_of_training_it_again(tmp_path: Path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert run_cli("actstudy.train", JOB, cwd=tmp_path, uri=uri).returncode == 0
+    state_file = next((tmp_path / "outputs").glob("relu-d1-s0-*")) / "actstudy_run.json"
+    damaged = state_file.read_text()[: len(state_file.read_text()) // 2]
+    state_file.write_text(damaged)  # e.g. a disk that filled while it was written by another tool
+    again = run_cli("actstudy.train", JOB, cwd=tmp_path, uri=uri)
+    assert again.returncode == 2
+    assert again.stderr.strip().startswith(f"actstudy: error: {state_file} is damaged (")
+    assert again.stderr.strip().endswith(
+        "cannot tell whether this job finished; move it away to train the job as a new run (or resume=false)"
+    )
+    client = MlflowClient(uri)
+    assert len(client.search_runs([client.get_experiment_by_name("actstudy").experiment_id])) == 1
+    assert state_file.read_text() == damaged  # left for the user to look at

@@ -103,7 +103,7 @@ class TrackedJob:
         ConfigError for a `resume=true` that cannot be honoured.
         """
         spec, mode = self.spec, self.spec.cfg.resume
-        previous = RunState.load(spec.output_dir)
+        previous = RunState.load(spec.output_dir, strict=mode != "false")
         same = (
             previous is not None
             and previous.run_id is not None

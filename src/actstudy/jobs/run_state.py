@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from actstudy.config.schema import ConfigError
+from actstudy.errors import first_line
 
 STATE_FILE = "actstudy_run.json"
 
@@ -38,11 +39,21 @@ class RunState:
         return output_dir / STATE_FILE
 
     @classmethod
-    def load(cls, output_dir: Path) -> RunState | None:
-        """Return the saved state of the job in `output_dir`, or None if it has none (or it is unreadable)."""
+    def load(cls, output_dir: Path, strict: bool = False) -> RunState | None:
+        """Return the saved state of the job in `output_dir`, or None if it has none or it is unreadable;
+        `strict`: ConfigError (one line naming the file) for one that is there but unreadable, since
+        taking it for none would train a finished job again."""
+        path = cls.path(output_dir)
         try:
-            return cls(**json.loads(cls.path(output_dir).read_text()))
-        except (OSError, ValueError, TypeError):
+            return cls(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            if strict:
+                raise ConfigError(
+                    f"{path} is damaged ({first_line(exc)}): cannot tell whether this job finished; "
+                    "move it away to train the job as a new run (or resume=false)"
+                ) from exc
             return None
 
     def save(self, output_dir: Path) -> None:
