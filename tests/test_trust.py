@@ -69,3 +69,47 @@ def test_a_damaged_state_file_stops_the_job_in_one_line_instead_of_training_it_a
     client = MlflowClient(uri)
     assert len(client.search_runs([client.get_experiment_by_name("actstudy").experiment_id])) == 1
     assert state_file.read_text() == damaged  # left for the user to look at
+
+
+def test_a_damaged_store_is_one_line_and_exit_2_before_anything_runs(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert run_cli("actstudy.train", JOB, cwd=tmp_path, uri=uri).returncode == 0
+    db = tmp_path / "mlflow.db"
+    os.truncate(db, db.stat().st_size // 2)  # half the store lost
+    sweep = ["-m", *JOB, "seed=0,1"]
+    again = run_cli("actstudy.train", sweep, cwd=tmp_path, uri=uri, timeout=120)  # MLflow: 101 s per open
+    assert again.returncode == 2, again.stderr[-2000:]
+    (line,) = again.stderr.strip().splitlines()
+    assert line.startswith(f"actstudy: error: the MLflow store {db} is damaged (")
+    assert line.endswith("restore it from a backup, or point tracking.uri at another file")
+    assert not (tmp_path / "multirun").exists()  # no sweep folder, no job
+
+
+def test_a_damaged_store_template_is_made_again_not_copied(tmp_path: Path, monkeypatch):
+    from actstudy.tracking import store, store_template
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    store.open_client(f"sqlite:///{tmp_path / 'first.db'}")  # makes the template
+    template = store_template.template_path()
+    data = bytearray(template.read_bytes())
+    data[4096 : 4096 * 3] = b"\xff" * 8192  # two garbage pages; the header is intact
+    template.write_bytes(bytes(data))
+    assert _quick_check(template) != "ok"
+
+    client = store.open_client(f"sqlite:///{tmp_path / 'second.db'}")
+    experiment = store.experiment_id(client, "e")
+    run = client.create_run(experiment)
+    client.log_metric(run.info.run_id, "m", 1.0, step=0)  # the first write the damaged copy failed
+    assert client.get_metric_history(run.info.run_id, "m")[0].value == 1.0
+    assert _quick_check(template) == "ok"  # made again
+
+
+def _quick_check(path: Path) -> str:
+    """Return SQLite's own quick integrity check of `path` ("ok", or what it found)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(path) as con:
+            return " ".join(row[0] for row in con.execute("PRAGMA quick_check"))
+    except sqlite3.DatabaseError as exc:
+        return str(exc)

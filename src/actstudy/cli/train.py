@@ -99,9 +99,7 @@ def main(cfg: DictConfig) -> float:
 
             run_worker(spec.cfg, spec.resolved, world)
             return math.nan
-        from actstudy.tracking import (
-            store as tracking,  # an unreachable store fails here, before any data or run
-        )
+        from actstudy.tracking import store as tracking  # an unreachable store fails here, before any run
 
         tracking.check_reachable(tracking.resolve_uri(spec.cfg.tracking.uri))
         distributed.check_devices(spec.cfg, world)

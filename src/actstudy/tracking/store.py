@@ -30,7 +30,7 @@ from actstudy.errors import TrackingUnavailable
 from actstudy.paths import PROJECT_ROOT, default_tracking_uri, sqlite_path, writable_problem
 from actstudy.tracking import store_template
 from actstudy.tracking.client import RetryingClient, WaitPolicy
-from actstudy.tracking.store_template import SQLITE_HEADER
+from actstudy.tracking.store_template import sqlite_damage
 
 T = TypeVar("T")
 log = logging.getLogger("actstudy")
@@ -79,9 +79,15 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             raise TrackingUnavailable(
                 f"cannot write the MLflow store in {db.parent} ({problem}); use a writable folder"
             )
-        if db.is_file() and db.stat().st_size and db.read_bytes()[: len(SQLITE_HEADER)] != SQLITE_HEADER:
+        damage = sqlite_damage(db) if db.is_file() and db.stat().st_size else None
+        if damage == "not an SQLite database":
             raise TrackingUnavailable(
                 f"{db} is not an SQLite database; point tracking.uri at another file or move this one away"
+            )
+        if damage is not None:
+            raise TrackingUnavailable(
+                f"the MLflow store {db} is damaged ({damage}); restore it from a backup, or point "
+                "tracking.uri at another file"
             )
 
 

@@ -23,6 +23,23 @@ log = logging.getLogger("actstudy")
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
+def sqlite_damage(path: Path) -> str | None:
+    """Return what is wrong with the SQLite database `path` (not one, or pages SQLite's quick integrity
+    check finds damaged), or None when it is sound. Opened read-only: the file is not changed."""
+    with open(path, "rb") as file:
+        if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            return "not an SQLite database"
+    try:
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            found = [row[0] for row in con.execute("PRAGMA quick_check(3)")]
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None if found == ["ok"] else "; ".join(found)
+
+
 def template_path() -> Path:
     """Return where this MLflow version's empty store is kept."""
     import mlflow
@@ -57,8 +74,11 @@ def create_store(db: Path) -> bool:
 def _template() -> Path | None:
     """Return the template, made now if missing or damaged; None if it cannot be made."""
     path = template_path()
-    if path.is_file() and path.read_bytes()[: len(SQLITE_HEADER)] == SQLITE_HEADER:
-        return path
+    if path.is_file():
+        damage = sqlite_damage(path)
+        if damage is None:
+            return path
+        log.warning("the store template %s is damaged (%s): making it again", path, damage)
     from mlflow.tracking import MlflowClient
 
     try:
