@@ -8,7 +8,7 @@ from actstudy import metric_names as mn
 from actstudy.report.claims import CANNOT_TELL, FAILS, HOLDS, evaluate_claims
 from actstudy.report.collect import RunData
 from actstudy.report.stats import TEST_IMAGES, wilson
-from actstudy.report.tuning import instability_notes, tune
+from actstudy.report.tuning import instability_notes, setting_factors, tune
 
 LR = ("optimizer.lr",)
 
@@ -138,3 +138,20 @@ def test_the_chance_level_comes_from_any_tested_run_of_the_group():
     runs += [run("relu", 8, s, 0.1, 0.95, images=1000, chance=0.1) for s in (1, 2)]
     claim = next(c for c in evaluate_claims(runs) if c.key == "deep_relu_trains")
     assert claim.verdict == HOLDS and "1 of 3 diverged" in claim.measured
+
+
+def test_a_key_that_changes_nothing_trained_is_never_a_setting():
+    """resume=false on a re-run (and any tracking.* or trainer.progress override) varies between runs but
+    is not a factor: the runs table and every setting leave it out."""
+    from actstudy.report.tables import setting_columns
+
+    runs = [run("relu", 2, seed, 0.1, 0.8) for seed in (0, 1)]
+    for r, resume in zip(runs, ("auto", "false"), strict=True):
+        r.params |= {"resume": resume, "trainer.progress": resume, "model.width": str(8 + len(resume))}
+        r.tags["actstudy.overrides"] = (
+            f"seed={r.params['seed']},resume={resume},trainer.progress={resume},model.width=1"
+        )
+    keys = [k for k, _ in setting_columns(runs)]
+    assert "resume" not in keys and "trainer.progress" not in keys
+    assert "model.width" in keys  # an override that changes what is trained still is
+    assert [k for k, _ in setting_factors(runs)] == [k for k in keys if k != "seed"]

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 
 from actstudy import outcomes
+from actstudy.config.identity import is_identity_key
 from actstudy.metric_names import (
     ACT_DEAD,
     ACT_SATURATED,
@@ -64,10 +65,12 @@ def setting_columns(runs: list[RunData]) -> list[tuple[str, str]]:
 
     Known settings (``SETTING_COLUMNS``) show when their value differs between runs; any other param that
     varies and was set on the command line (``actstudy.overrides`` tag) shows too, e.g. ``model.width``.
+    Keys that cannot change what is trained (`identity.NOT_IDENTITY`: `resume`, `tracking.*`, ...) are
+    never settings, whatever their values.
     """
 
     def varies(key: str) -> bool:
-        return len({r.params.get(key, MISSING) for r in runs}) > 1
+        return is_identity_key(key) and len({r.params.get(key, MISSING) for r in runs}) > 1
 
     cols = list(ALWAYS_COLUMNS) + [(key, label) for key, label in SETTING_COLUMNS if varies(key)]
     shown = {key for key, _ in cols}
