@@ -186,8 +186,14 @@ def test_bad_values_raise_a_config_error_naming_the_key(override):
         ("depth=abc", "depth='abc': must be an integer"),
         ("optimizer.lr=-1", "optimizer.lr=-1.0: must be a positive number (e.g. optimizer.lr=0.1)"),
         ("model.width=0", "model.width=0: must be >= 1"),
+        # a builtin has no signature to check (was: a traceback and a FAILED run)
+        ("activation.module._target_=torch.sigmoid", "activation.module._target_=torch.sigmoid: has no "
+         "signature its arguments can be checked against; name a Python class or function, e.g. "
+         "torch.nn.Sigmoid"),
+        ("activation.module._target_=argparse.Namespace", "activation=relu: argparse.Namespace builds a "
+         "Namespace, not a torch module; name one such as torch.nn.Sigmoid"),
     ],
-)
+)  # fmt: skip
 def test_cli_rejects_bad_input_with_one_line_and_no_run(tmp_path: Path, override, expected):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = run_cli("actstudy.train", ["data=shapes", override], cwd=tmp_path, uri=uri)

@@ -183,13 +183,23 @@ class ActivationConfig:
     def _try_building(self) -> None:
         """Raise ConfigError unless the module builds and (for Kaiming) has a finite signal gain."""
         from hydra.utils import instantiate
+        from torch import nn
 
         from actstudy.models.init import signal_gain
 
         try:
             module = instantiate(self.module)
-            gain = signal_gain(module) if self.init == "kaiming" else 1.0
         except Exception as exc:  # whatever the module raises: its first line says what
+            first = first_line(exc)
+            raise ConfigError(f"activation={self.name}: {self.module['_target_']} fails: {first}") from None
+        if not isinstance(module, nn.Module):
+            raise ConfigError(
+                f"activation={self.name}: {self.module['_target_']} builds a {type(module).__name__}, not a "
+                "torch module; name one such as torch.nn.Sigmoid"
+            )
+        try:
+            gain = signal_gain(module) if self.init == "kaiming" else 1.0
+        except Exception as exc:
             first = first_line(exc)
             raise ConfigError(f"activation={self.name}: {self.module['_target_']} fails: {first}") from None
         if not math.isfinite(gain) or gain <= 0:

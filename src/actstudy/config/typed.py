@@ -64,7 +64,13 @@ def target_arguments(
             f"{prefix}_target_={target}: cannot be imported ({exc}); name a class or function, "
             "e.g. torch.optim.SGD"
         ) from None
-    parameters = inspect.signature(built).parameters
+    try:
+        parameters = inspect.signature(built).parameters
+    except (TypeError, ValueError):  # a builtin such as torch.sigmoid: nothing to check its arguments by
+        raise ConfigError(
+            f"{prefix}_target_={target}: has no signature its arguments can be checked against; name a "
+            "Python class or function, e.g. torch.nn.Sigmoid"
+        ) from None
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for name in given:
         if name not in parameters and not takes_any:
