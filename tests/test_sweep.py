@@ -194,3 +194,42 @@ def test_job_overrides_are_the_jobs_hydra_launches(tmp_path: Path, overrides: li
     expected = json.loads((tmp_path / "expected.json").read_text())
     assert len(launched) > 1 and expected["jobs"] == launched  # the same jobs, in the same order
     assert expected["varying"] == varying
+
+
+def test_a_second_copy_of_a_running_sweep_stops_at_once_naming_the_first(tmp_path: Path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from actstudy.jobs.sweep import SWEEP_FILE
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", *TINY, "activation=relu", "depth=1", "seed=0,1", "trainer.max_epochs=6",
+            f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "actstudy.train", *args], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (sweep_dir / SWEEP_FILE).exists():  # the first copy holds the sweep and made its parent
+        assert first.poll() is None and time.time() < deadline, first.stderr.read()
+        time.sleep(0.1)
+    assert first.poll() is None, "the first copy ended before the second was tried: make it longer"
+    second = run_cli("actstudy.train", args, cwd=tmp_path, uri=uri)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert second.stderr.strip() == (
+        f"actstudy: error: sweep 'sweep' is already running (pid {first.pid} on {socket.gethostname()}); "
+        "wait for it or stop it first"
+    )
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("actstudy").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("actstudy.kind") == "sweep"]
+    assert parent.info.status == "FINISHED" and parent.data.tags["actstudy.pid"] == str(first.pid)
+    assert len(runs) == 3  # the parent and its two jobs: the second copy made and ended nothing

@@ -84,14 +84,15 @@ def _is_python(pid: int) -> bool:
 
 
 class FolderLock:
-    """An exclusive lock on a job's folder, held by the process that runs the job until the job ends.
+    """An exclusive lock on a job's (or a sweep's) folder, held by the process that runs it until it ends.
 
     The operating system releases it when the process dies (kill -9 included), so a stale lock cannot
     block a re-run. On network file systems it is as good as their `flock`.
     """
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, what: str = "job"):
         self.path = folder / ".actstudy.lock"
+        self.what = what  # "job", or "sweep" for a sweep's folder
         self._file = None
 
     def acquire(self, name: str) -> None:
@@ -105,7 +106,7 @@ class FolderLock:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise ConfigError(
-                f"job '{name}' is already running ({holder}); wait for it or stop it first"
+                f"{self.what} '{name}' is already running ({holder}); wait for it or stop it first"
             ) from None
         handle.seek(0)
         handle.truncate()

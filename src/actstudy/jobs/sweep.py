@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from actstudy import outcomes
 from actstudy.config import identity
 from actstudy.config.schema import ConfigError, parse_config
-from actstudy.jobs.run_state import RunState, current_owner
+from actstudy.jobs.run_state import FolderLock, RunState, current_owner
 
 log = logging.getLogger("actstudy")
 SWEEP_FILE = "sweep.json"
@@ -137,6 +137,20 @@ def mark_sweep_interrupted(sweep_dir: Path) -> None:
         tracking.end_run(client, info.parent_run_id, outcomes.INTERRUPTED)
 
 
+# The sweep folders this process holds, until it exits (module state, not the callback's: Hydra's SLURM
+# launcher pickles the callbacks with the submission, and an open file does not pickle).
+_SWEEP_LOCKS: dict[Path, FolderLock] = {}
+
+
+def _hold_sweep_lock(sweep_dir: Path) -> None:
+    """Hold `sweep_dir`'s lock for the rest of this process; ConfigError naming the holder if held."""
+    key = sweep_dir.resolve()
+    if key not in _SWEEP_LOCKS:
+        lock = FolderLock(sweep_dir, "sweep")
+        lock.acquire(sweep_dir.name)
+        _SWEEP_LOCKS[key] = lock
+
+
 def job_states(sweep_dir: Path, jobs: list[str]) -> list[RunState]:
     """Return the recorded state of each of the sweep's job folders that has one."""
     states = [RunState.load(sweep_dir / name) for name in jobs]
@@ -164,6 +178,11 @@ class SweepCallback(Callback):
             print(f"actstudy: error: {exc}", file=sys.stderr)
             sys.exit(2)
         sweep_dir = Path(config.hydra.sweep.dir)
+        try:  # before the parent run: a second copy of the same command must not take it over
+            _hold_sweep_lock(sweep_dir)
+        except ConfigError as exc:
+            print(f"actstudy: error: {exc}", file=sys.stderr)
+            sys.exit(2)
         client = tracking.open_client(uri)
         experiment_id = tracking.experiment_id(client, tracking_cfg.experiment)
         previous = SweepInfo.load(sweep_dir)
