@@ -233,3 +233,53 @@ def test_a_second_copy_of_a_running_sweep_stops_at_once_naming_the_first(tmp_pat
     (parent,) = [r for r in runs if r.data.tags.get("actstudy.kind") == "sweep"]
     assert parent.info.status == "FINISHED" and parent.data.tags["actstudy.pid"] == str(first.pid)
     assert len(runs) == 3  # the parent and its two jobs: the second copy made and ended nothing
+
+
+def test_sigterm_during_the_report_ends_the_parent_interrupted_with_its_jobs_kept(tmp_path: Path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "sweep"
+    # sigmoid and relu: the report times their steps (seconds), which leaves time to send the signal
+    args = [
+        "-m",
+        *TINY,
+        "activation=sigmoid,relu",
+        "depth=1",
+        "model.width=32",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actstudy.train", *args], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def jobs_done() -> bool:
+        states = [json.loads(p.read_text()) for p in sweep_dir.glob("*/actstudy_run.json")]
+        return len(states) == 2 and all(s["outcome"] == "completed" for s in states)
+
+    deadline = time.time() + 300
+    while not jobs_done():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the report
+    assert proc.poll() is None, "the report ended before the signal: give it more to do"
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, stderr[-3000:]
+    (line,) = [x for x in stderr.splitlines() if x.startswith("actstudy:")]
+    assert "stopped during its report (signal 15); its jobs are recorded (2 completed)" in line
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("actstudy").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("actstudy.kind") == "sweep"]
+    assert (parent.info.status, parent.data.tags["actstudy.outcome"]) == ("KILLED", "interrupted")
+    assert parent.data.tags["actstudy.jobs"] == "2 completed"
+    assert all(r.info.status == "FINISHED" for r in runs if r is not parent)

@@ -8,12 +8,16 @@ report, ends the parent run, and exits non-zero naming the jobs that failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from itertools import product
 from pathlib import Path
@@ -151,6 +155,33 @@ def _hold_sweep_lock(sweep_dir: Path) -> None:
         _SWEEP_LOCKS[key] = lock
 
 
+class ReportStopped(BaseException):
+    """Ctrl-C or SIGTERM while the end-of-sweep report was written."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_stop_the_report() -> Iterator[None]:
+    """While the report is written, Ctrl-C and SIGTERM raise ReportStopped (whatever handlers training
+    left behind), so the parent run is ended truthfully instead of left RUNNING."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise ReportStopped(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def job_states(sweep_dir: Path, jobs: list[str]) -> list[RunState]:
     """Return the recorded state of each of the sweep's job folders that has one."""
     states = [RunState.load(sweep_dir / name) for name in jobs]
@@ -231,12 +262,27 @@ class SweepCallback(Callback):
         client = tracking.open_client(info.tracking_uri)
         states = job_states(sweep_dir, info.jobs)
         failed = [s for s in states if s.outcome not in outcomes.SUCCESSFUL]
+        counts = Counter(s.outcome or "unknown" for s in states)
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         if os.environ.get("ACTSTUDY_NO_REPORT") != "1":
             try:
                 from actstudy.report import write_report
 
-                path = write_report(client, info.parent_run_id, sweep_dir / "report")
+                with _signals_stop_the_report():
+                    path = write_report(client, info.parent_run_id, sweep_dir / "report")
                 log.info("sweep report: %s", path)
+            except ReportStopped as stop:  # the jobs are done and recorded: only the report is missing
+                tracking.log_params_and_tags(client, info.parent_run_id, {}, {outcomes.JOBS: summary})
+                tracking.end_run(
+                    client, info.parent_run_id, outcomes.INTERRUPTED, "stopped during the report"
+                )
+                print(
+                    f"actstudy: sweep {info.sweep_id} stopped during its report (signal {stop.signum}); its "
+                    f"jobs are recorded ({summary}); python -m actstudy.report --sweep {info.sweep_id} "
+                    "writes the report",
+                    file=sys.stderr,
+                )
+                sys.exit(128 + stop.signum)
             except Exception as exc:  # the sweep's runs are safe in the store; the report can be re-run
                 log.exception("building the sweep report failed: %s", exc)
                 print(
@@ -244,8 +290,6 @@ class SweepCallback(Callback):
                     f"--sweep {info.sweep_id}",
                     file=sys.stderr,
                 )
-        counts = Counter(s.outcome or "unknown" for s in states)
-        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         tracking.log_params_and_tags(client, info.parent_run_id, {}, {outcomes.JOBS: summary})
         tracking.end_run(
             client,
