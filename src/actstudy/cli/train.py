@@ -77,9 +77,9 @@ def _record_failure(output_dir: Path, message: str) -> None:
     A state that already names a run is left alone: the runner recorded that run's outcome itself, or
     it belongs to another live process running the same job.
     """
-    if RunState.path(output_dir).exists() and RunState.load(output_dir) is None:
-        return  # a damaged state file is the user's to look at (its error said so): left as it is
     state = RunState.load(output_dir)
+    if state is None and RunState.path(output_dir).exists():
+        return  # a damaged state file is the user's to look at (its error said so): left as it is
     if state is None or state.run_id is None:
         RunState(None, output_dir.name, "", outcome=outcomes.FAILED, error=message).save(output_dir)
 

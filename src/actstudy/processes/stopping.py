@@ -13,6 +13,9 @@
    becomes a SIGTERM (`stop_cleanly_on_timeout_signal`): the same path as a preemption or `scontrol
    requeue`, and the requeued job resumes the run from `last.ckpt`.
 5. The command exits 130 for an interrupted run (`actstudy.train`).
+6. During the end-of-sweep report, Ctrl-C and SIGTERM end the sweep's parent run interrupted, with its
+   jobs' outcomes kept, and exit 128 + the signal (`actstudy.jobs.sweep`: kept there because this module
+   imports Lightning, which a SLURM sweep's submitting process otherwise never loads).
 
 What this relies on in Lightning (2.4 to 2.6, pinned in pyproject.toml; `tests/test_stopping.py` fails
 if it changes): `Trainer.fit` registers a SIGTERM handler of its own before `on_train_start`, and calling

@@ -30,7 +30,7 @@ from actstudy.errors import TrackingUnavailable
 from actstudy.paths import PROJECT_ROOT, default_tracking_uri, sqlite_path, writable_problem
 from actstudy.tracking import store_template
 from actstudy.tracking.client import RetryingClient, WaitPolicy
-from actstudy.tracking.store_template import sqlite_damage
+from actstudy.tracking.store_template import NOT_SQLITE, sqlite_damage
 
 T = TypeVar("T")
 log = logging.getLogger("actstudy")
@@ -80,7 +80,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
                 f"cannot write the MLflow store in {db.parent} ({problem}); use a writable folder"
             )
         damage = sqlite_damage(db) if db.is_file() and db.stat().st_size else None
-        if damage == "not an SQLite database":
+        if damage == NOT_SQLITE:
             raise TrackingUnavailable(
                 f"{db} is not an SQLite database; point tracking.uri at another file or move this one away"
             )

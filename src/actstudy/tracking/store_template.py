@@ -21,6 +21,7 @@ from actstudy.paths import user_cache_dir
 
 log = logging.getLogger("actstudy")
 SQLITE_HEADER = b"SQLite format 3\x00"
+NOT_SQLITE = "not an SQLite database"  # what `sqlite_damage` says of a file without SQLite's header
 
 
 def sqlite_damage(path: Path) -> str | None:
@@ -28,7 +29,7 @@ def sqlite_damage(path: Path) -> str | None:
     check finds damaged), or None when it is sound. Opened read-only: the file is not changed."""
     with open(path, "rb") as file:
         if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-            return "not an SQLite database"
+            return NOT_SQLITE
     try:
         con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
         try:
