@@ -10,7 +10,18 @@
 #                         node's cluster IP so compute nodes can reach it)
 #   --port PORT           default 5000
 #   --backend-store-uri URI  default sqlite:///DIR/mlflow.db, on this node's LOCAL disk; or a database,
-#                         e.g. postgresql://user:pw@dbhost:5432/mlflow (driver: pip install -e ".[server]")
+#                         e.g. postgresql://user@dbhost:5432/mlflow (driver: pip install -e ".[server]").
+#                         A URI with a password is refused here (every user sees a command line in ps):
+#   --backend-store-uri-file FILE  read the store URI from FILE, readable only by you (chmod 600), or
+#                         set ACTSTUDY_MLFLOW_STORE_URI in the environment. The URI reaches `mlflow server`
+#                         through its environment (MLFLOW_BACKEND_STORE_URI), never its command line,
+#                         and is printed with its password as ***.
+#   --auth / --no-auth    MLflow's basic-auth app: every request but /health needs a user and password.
+#                         On by default when --host is not loopback (a cluster's server), off on
+#                         127.0.0.1. Its users database is DIR/basic_auth.db; the admin account `admin`
+#                         gets the password in $MLFLOW_AUTH_ADMIN_PASSWORD, else a random one written to
+#                         DIR/admin-password (chmod 600) on the first start. Jobs pass credentials with
+#                         MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (docs/slurm.md).
 #   --artifacts-destination URI  where the server writes artifacts it serves (--serve-artifacts is
 #                         always on: jobs upload through HTTP, they need no access to this path);
 #                         default DIR/artifacts; s3://..., a shared path, ... also work
@@ -25,16 +36,32 @@
 set -euo pipefail
 
 die() { echo "mlflow_server.sh: $*" >&2; exit 2; }
+# the URI with its password as *** (actstudy.credentials; the URI goes through stdin, not argv)
+redact() { "${PYTHON:-python}" -c 'import sys; from actstudy.credentials import redact; print(redact(sys.stdin.read().strip()))' <<<"$1"; }
+read_private() {  # the first line of a file that only its owner can read
+    [[ -f $1 && -r $1 ]] || die "cannot read $1"
+    local mode
+    mode=$(stat -c %a "$1")
+    (( (8#$mode & 8#077) == 0 )) || die "$1 is readable by others (mode $mode): chmod 600 $1"
+    head -n 1 "$1"
+}
+random_secret() { "${PYTHON:-python}" -c 'import secrets; print(secrets.token_urlsafe(24))'; }
 CMD=${1:-}
 [[ $# -gt 0 ]] && shift
-HOST=127.0.0.1 PORT=5000 WORKERS=2 STORE="" ARTIFACTS=""
+HOST=127.0.0.1 PORT=5000 WORKERS=2 STORE=${ACTSTUDY_MLFLOW_STORE_URI:-} ARTIFACTS="" AUTH=""
 DIR=${ACTSTUDY_MLFLOW_DIR:-/var/tmp/actstudy-mlflow-$(id -un)}
 EXTRA=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --host) HOST=${2:?}; shift 2 ;;
         --port) PORT=${2:?}; shift 2 ;;
-        --backend-store-uri) STORE=${2:?}; shift 2 ;;
+        --backend-store-uri) STORE=${2:?}; shift 2
+            [[ $(redact "$STORE") == "$STORE" ]] || die "--backend-store-uri $(redact "$STORE"): a password on \
+the command line is shown to every user (ps); put the URI in a file readable only by you \
+(--backend-store-uri-file FILE) or in ACTSTUDY_MLFLOW_STORE_URI" ;;
+        --backend-store-uri-file) STORE=$(read_private "${2:?}"); shift 2 ;;
+        --auth) AUTH=on; shift ;;
+        --no-auth) AUTH=off; shift ;;
         --artifacts-destination) ARTIFACTS=${2:?}; shift 2 ;;
         --workers) WORKERS=${2:?}; shift 2 ;;
         --dir) DIR=${2:?}; shift 2 ;;
@@ -68,6 +95,7 @@ start() {
         return 0
     fi
     mkdir -p "$DIR"
+    chmod 700 "$DIR"  # the store, the users database and the generated secrets live here
     STORE=${STORE:-sqlite:///$DIR/mlflow.db}
     if [[ $STORE == postgresql* ]] && ! "${PYTHON:-python}" -c "import psycopg" 2>/dev/null; then
         die "the PostgreSQL driver is missing: pip install -e \".[server]\" (psycopg 3)"
@@ -84,11 +112,35 @@ start() {
         for ip in $(hostname -I 2>/dev/null); do hosts+=",$ip:$PORT"; done
         args+=(--allowed-hosts "$hosts")
     fi
+    if [[ -z $AUTH ]]; then
+        case $HOST in 127.0.0.1 | localhost | ::1) AUTH=off ;; *) AUTH=on ;; esac
+    fi
+    if [[ $AUTH == on ]]; then
+        "${PYTHON:-python}" -c "import flask_wtf" 2>/dev/null \
+            || die "MLflow's basic-auth app needs Flask-WTF: pip install -e \".[server]\" (mlflow[auth])"
+        umask 077
+        [[ -s $DIR/flask-secret ]] || random_secret >"$DIR/flask-secret"
+        if [[ -z ${MLFLOW_AUTH_ADMIN_PASSWORD:-} && ! -s $DIR/basic_auth.db ]]; then
+            [[ -s $DIR/admin-password ]] || random_secret >"$DIR/admin-password"
+        fi
+        [[ -n ${MLFLOW_AUTH_ADMIN_PASSWORD:-} || ! -s $DIR/admin-password ]] \
+            || MLFLOW_AUTH_ADMIN_PASSWORD=$(read_private "$DIR/admin-password")
+        printf '[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s/basic_auth.db\nadmin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n' \
+            "$DIR" >"$DIR/basic_auth.ini"
+        export MLFLOW_AUTH_CONFIG_PATH=$DIR/basic_auth.ini MLFLOW_AUTH_ADMIN_PASSWORD
+        MLFLOW_FLASK_SERVER_SECRET_KEY=$(read_private "$DIR/flask-secret")
+        export MLFLOW_FLASK_SERVER_SECRET_KEY
+        args+=(--app-name basic-auth)
+    else
+        [[ $HOST == 127.0.0.1 || $HOST == localhost || $HOST == ::1 ]] || echo "mlflow_server.sh: warning:" \
+            "--no-auth on $HOST: anyone who can reach port $PORT can read, change and delete every run" >&2
+    fi
     local mlflow=(mlflow)
     command -v mlflow >/dev/null 2>&1 || mlflow=("${PYTHON:-python}" -m mlflow)
     # the GenAI background job runner adds a dozen processes and is not used by actstudy
     export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}
-    setsid "${mlflow[@]}" server --backend-store-uri "$STORE" --serve-artifacts \
+    export MLFLOW_BACKEND_STORE_URI=$STORE  # not an argument: a command line is public (ps)
+    setsid "${mlflow[@]}" server --serve-artifacts \
         --artifacts-destination "$ARTIFACTS" --host "$HOST" --port "$PORT" --workers "$WORKERS" \
         "${args[@]}" "${EXTRA[@]}" </dev/null >>"$LOG" 2>&1 &
     local pid=$!
@@ -96,8 +148,14 @@ start() {
     echo "$url" >"$URL_FILE"
     for _ in $(seq 1 120); do
         if healthy "http://127.0.0.1:$PORT" || healthy "$url"; then
-            echo "mlflow server up (pid $pid): $url  store: $STORE  artifacts: $ARTIFACTS  log: $LOG"
+            echo "mlflow server up (pid $pid): $url  store: $(redact "$STORE")  artifacts: $ARTIFACTS  log: $LOG"
             echo "jobs: export MLFLOW_TRACKING_URI=$url"
+            if [[ $AUTH == on ]]; then
+                local secret='$MLFLOW_AUTH_ADMIN_PASSWORD'
+                [[ -s $DIR/admin-password ]] && secret="\$(cat $DIR/admin-password)"
+                echo "auth: basic-auth (users: $DIR/basic_auth.db); jobs also:" \
+                    "export MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD=\"$secret\""
+            fi
             [[ $HOST == 127.0.0.1 ]] && echo "note: bound to 127.0.0.1, compute nodes cannot reach it (--host 0.0.0.0)"
             return 0
         fi
@@ -141,5 +199,5 @@ case $CMD in
     start) start ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 start|stop|status [--host H] [--port P] [--backend-store-uri URI] [--artifacts-destination URI] [--dir DIR] [-- mlflow options]" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|status [--host H] [--port P] [--backend-store-uri URI | --backend-store-uri-file FILE] [--auth | --no-auth] [--artifacts-destination URI] [--dir DIR] [-- mlflow options]" >&2; exit 2 ;;
 esac

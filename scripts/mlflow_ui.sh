@@ -31,7 +31,7 @@ ARGS=()
 if [[ -n ${MLFLOW_TRACKING_URI:-} ]]; then
     case $MLFLOW_TRACKING_URI in
         http://* | https://*)
-            echo "MLFLOW_TRACKING_URI=$MLFLOW_TRACKING_URI is already a tracking server: open it in a browser."
+            echo "MLFLOW_TRACKING_URI is already a tracking server: open it in a browser."
             exit 0
             ;;
     esac
@@ -49,6 +49,9 @@ else
 fi
 
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}
-echo "MLflow UI: http://$HOST:$PORT  (store: $STORE)"
+# the store's password as *** (actstudy.credentials; the URI goes through stdin, not a command line)
+SHOWN=$("${PYTHON:-python}" -c 'import sys; from actstudy.credentials import redact; print(redact(sys.stdin.read().strip()))' <<<"$STORE")
+echo "MLflow UI: http://$HOST:$PORT  (store: $SHOWN)"
 cd "$ROOT"
-exec "${MLFLOW[@]}" server --backend-store-uri "$STORE" "${ARGS[@]}" --host "$HOST" --port "$PORT" "$@"
+export MLFLOW_BACKEND_STORE_URI=$STORE  # not an argument: every user sees a command line (ps)
+exec "${MLFLOW[@]}" server "${ARGS[@]}" --host "$HOST" --port "$PORT" "$@"

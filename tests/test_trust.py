@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import torch
@@ -113,3 +114,85 @@ def _quick_check(path: Path) -> str:
             return " ".join(row[0] for row in con.execute("PRAGMA quick_check"))
     except sqlite3.DatabaseError as exc:
         return str(exc)
+
+
+PASSWORD = "pw-5e1b0c"
+SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "mlflow_server.sh"
+
+
+def test_a_password_in_a_uri_is_redacted_wherever_it_is_written():
+    from actstudy.credentials import redact, restore
+
+    assert (
+        redact(f"postgresql://mlflow:{PASSWORD}@db:5432/mlflow") == "postgresql://mlflow:***@db:5432/mlflow"
+    )
+    assert redact(f"http://admin:{PASSWORD}@host:5000") == "http://admin:***@host:5000"
+    assert (
+        redact(f"postgresql://db/mlflow?user=u&password={PASSWORD}")
+        == "postgresql://db/mlflow?user=u&password=***"
+    )
+    assert (
+        redact(f"error at postgresql://u:{PASSWORD}@db/x: refused")
+        == "error at postgresql://u:***@db/x: refused"
+    )
+    for plain in ("sqlite:////tmp/a:b/mlflow.db", "http://127.0.0.1:5000", "postgresql://u@db:5432/mlflow"):
+        assert redact(plain) == plain
+    # a recorded URI opens again as the environment's, whose password it stands for
+    os.environ["MLFLOW_TRACKING_URI"], saved = (
+        f"postgresql://u:{PASSWORD}@db/x",
+        os.environ.get("MLFLOW_TRACKING_URI"),
+    )
+    try:
+        assert restore("postgresql://u:***@db/x") == f"postgresql://u:{PASSWORD}@db/x"
+        assert restore("sqlite:///other.db") == "sqlite:///other.db"
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI")
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+def test_a_password_on_a_command_line_or_in_the_config_is_refused_in_one_line(tmp_path: Path):
+    uri = f"postgresql://mlflow:{PASSWORD}@db:5432/mlflow"
+    commands = [
+        ("actstudy.train", [*JOB, f"tracking.uri={uri}"]),
+        ("actstudy.report", ["--tracking-uri", uri]),
+        ("actstudy.runs", ["repair", f"--tracking-uri={uri}"]),
+    ]
+    for module, args in commands:
+        result = run_cli(module, args, cwd=tmp_path, uri=None)
+        assert result.returncode == 2, (module, result.stderr[-2000:])
+        (line,) = result.stderr.strip().splitlines()
+        assert "postgresql://mlflow:***@db:5432/mlflow" in line and "MLFLOW_TRACKING_URI" in line, line
+        assert PASSWORD not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before Hydra made a job folder
+    # a config file is recorded too (params, config.yaml): the schema refuses it there
+    from actstudy.config.schema import ConfigError, TrackingConfig
+
+    try:
+        TrackingConfig(uri=uri).check()
+    except ConfigError as exc:
+        assert "tracking.uri=postgresql://mlflow:***@db" in str(exc) and PASSWORD not in str(exc)
+    else:
+        raise AssertionError("a password in tracking.uri was accepted")
+
+
+def test_the_server_script_takes_no_password_on_its_command_line(tmp_path: Path):
+    def start(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(SERVER_SCRIPT), "start", "--dir", str(tmp_path / "server"), *options],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    uri = f"postgresql://mlflow:{PASSWORD}@db:5432/mlflow"
+    refused = start("--backend-store-uri", uri)
+    assert refused.returncode == 2 and PASSWORD not in refused.stdout + refused.stderr
+    assert (
+        "postgresql://mlflow:***@db:5432/mlflow" in refused.stderr
+        and "--backend-store-uri-file" in refused.stderr
+    )
+    shared = tmp_path / "store-uri"
+    shared.write_text(uri)
+    shared.chmod(0o644)
+    readable = start("--backend-store-uri-file", str(shared))
+    assert readable.returncode == 2 and f"{shared} is readable by others (mode 644)" in readable.stderr
+    assert not (tmp_path / "server").exists()  # nothing started

@@ -120,20 +120,23 @@ def postgres():
 class TrackingServer:
     """An `mlflow server` run by scripts/mlflow_server.sh on one loopback port, its state in `dir`."""
 
-    def __init__(self, folder: Path, *options: str):
+    def __init__(self, folder: Path, *options: str, env: dict[str, str] | None = None):
         self.dir, self.port, self.options = folder, free_port(), options
+        self.env = {**os.environ, **(env or {})}  # the script's environment (a store URI, a password)
         self.url = f"http://127.0.0.1:{self.port}"
         self.artifacts = folder / "artifacts"
+        self.started: list[subprocess.CompletedProcess[str]] = []  # every start's answer
 
     def _script(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["bash", str(SERVER_SCRIPT), *args, "--dir", str(self.dir)],
-            capture_output=True, text=True, timeout=150, check=False,
+            capture_output=True, text=True, timeout=150, check=False, env=self.env,
         )  # fmt: skip
 
     def start(self) -> None:
         """Start the server (same port, store and artifacts each time); return once /health answers."""
         started = self._script("start", "--port", str(self.port), "--workers", "1", *self.options)
+        self.started.append(started)
         assert started.returncode == 0, started.stdout + started.stderr
 
     def stop(self) -> None:

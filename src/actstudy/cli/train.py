@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from actstudy import outcomes
+from actstudy import credentials, outcomes
 from actstudy.config import identity, overrides
 from actstudy.config.schema import ConfigError, JobSpec, parse_config, run_name
 from actstudy.errors import DatasetUnavailable, JobFailed, RunInterrupted, TrackingUnavailable, error_text
@@ -154,7 +154,8 @@ def output_problem(argv: list[str]) -> str | None:
 
 def cli() -> None:
     """The command line: check the overrides and the output folder (one line and exit 2), then run."""
-    wrong = overrides.problem(sys.argv[1:]) or output_problem(sys.argv[1:])
+    argv = sys.argv[1:]
+    wrong = credentials.override_problem(argv) or overrides.problem(argv) or output_problem(argv)
     if wrong is not None:
         print(f"actstudy: error: {wrong}", file=sys.stderr)
         sys.exit(2)

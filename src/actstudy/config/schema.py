@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from omegaconf import DictConfig, OmegaConf
 
 from actstudy.config.typed import ARGUMENTS, at_least, build, choice, target_arguments
+from actstudy.credentials import HOW_TO_PASS, has_password, redact
 from actstudy.errors import ConfigError as ConfigError  # where most modules import it from
 from actstudy.errors import first_line
 
@@ -309,6 +310,11 @@ class TrackingConfig:
         at_least("tracking.server_wait_s", self.server_wait_s, 0.0)
         if not self.experiment.strip():
             raise ConfigError("tracking.experiment='': must be a name (e.g. tracking.experiment=actstudy)")
+        if self.uri is not None and has_password(self.uri):
+            raise ConfigError(
+                f"tracking.uri={redact(self.uri)}: a password in the config is recorded with the run "
+                f"(params, tags, config files); {HOW_TO_PASS}"
+            )
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy import metric_names, outcomes
 from actstudy.config.schema import ConfigError, JobSpec
+from actstudy.credentials import redact
 from actstudy.errors import TrackingUnavailable, first_line
 from actstudy.jobs.run_state import FolderLock, RunState, current_owner
 from actstudy.report.layer_figure import DrawAtCheckpoint, LayerFigures
@@ -108,7 +109,7 @@ class TrackedJob:
             previous is not None
             and previous.run_id is not None
             and (previous.fingerprint, previous.tracking_uri, previous.experiment)
-            == (spec.fingerprint, self.uri, spec.cfg.tracking.experiment)
+            == (spec.fingerprint, redact(self.uri), spec.cfg.tracking.experiment)
             and tracking.run_exists(self._client(), previous.run_id)
         )
         if same and mode != "false" and previous.outcome in outcomes.SUCCESSFUL:
@@ -154,7 +155,12 @@ class TrackedJob:
                 tracking.end_run(client, start.previous.run_id, outcomes.INTERRUPTED, why, "FAILED")
             self.run_id = self._create_run(client, experiment_id)
         self.state = RunState(
-            self.run_id, spec.run_name, self.uri, spec.fingerprint, cfg.tracking.experiment, **current_owner()
+            self.run_id,
+            spec.run_name,
+            redact(self.uri),
+            spec.fingerprint,
+            cfg.tracking.experiment,
+            **current_owner(),
         )
         owner = {
             outcomes.HOST: self.state.host,
@@ -168,7 +174,7 @@ class TrackedJob:
             spec.run_name,
             self.run_id,
             cfg.tracking.experiment,
-            self.uri,
+            self.state.tracking_uri,  # redacted
         )
         self.logger = MlflowRunLogger(client, self.run_id, logged)
         self.figures = LayerFigures(client, self.run_id, spec.run_name)

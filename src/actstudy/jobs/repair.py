@@ -13,7 +13,7 @@ import socket
 import sys
 import time
 
-from actstudy import outcomes
+from actstudy import credentials, outcomes
 from actstudy.errors import TrackingUnavailable
 from actstudy.jobs.run_state import RunState
 
@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--experiment", default="actstudy")
     rep.add_argument("--stale-minutes", type=float, default=60.0, help="for runs started on other hosts")
     rep.add_argument("--dry-run", action="store_true", help="only list the runs that would be ended")
+    if problem := credentials.override_problem(sys.argv[1:] if argv is None else argv):
+        print(f"actstudy: error: {problem}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         ended = repair(

@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from actstudy import outcomes
 from actstudy.config import identity
 from actstudy.config.schema import ConfigError, parse_config
+from actstudy.credentials import redact, restore
 from actstudy.jobs.run_state import FolderLock, RunState, current_owner
 
 log = logging.getLogger("actstudy")
@@ -137,7 +138,7 @@ def mark_sweep_interrupted(sweep_dir: Path) -> None:
 
     info = SweepInfo.load(sweep_dir)
     if info is not None:
-        client = tracking.open_client(info.tracking_uri)
+        client = tracking.open_client(restore(info.tracking_uri))
         tracking.end_run(client, info.parent_run_id, outcomes.INTERRUPTED)
 
 
@@ -218,7 +219,7 @@ class SweepCallback(Callback):
         experiment_id = tracking.experiment_id(client, tracking_cfg.experiment)
         previous = SweepInfo.load(sweep_dir)
         this = identity.sweep_identity([identity.job_fingerprint(r) for r in resolved])
-        same = previous is not None and (previous.tracking_uri, previous.identity) == (uri, this)
+        same = previous is not None and (previous.tracking_uri, previous.identity) == (redact(uri), this)
         tune = {outcomes.TUNE: ",".join(config.report.tune)}
         if same and tracking.run_exists(client, previous.parent_run_id):  # the same sweep, re-run
             client.update_run(previous.parent_run_id, status="RUNNING")
@@ -243,13 +244,13 @@ class SweepCallback(Callback):
         }
         run = client.create_run(experiment_id, run_name=tags[outcomes.RUN_NAME], tags=tags)
         jobs = [identity.job_folder(r) for r in resolved]
-        SweepInfo(sweep_id, run.info.run_id, uri, varying_keys(config), this, jobs).save(sweep_dir)
+        SweepInfo(sweep_id, run.info.run_id, redact(uri), varying_keys(config), this, jobs).save(sweep_dir)
         log.info(
             "sweep %s: MLflow parent run %s in experiment '%s' at %s",
             sweep_id,
             run.info.run_id,
             tracking_cfg.experiment,
-            uri,
+            redact(uri),
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -259,7 +260,7 @@ class SweepCallback(Callback):
         info = SweepInfo.load(sweep_dir)
         if info is None:
             return
-        client = tracking.open_client(info.tracking_uri)
+        client = tracking.open_client(restore(info.tracking_uri))
         states = job_states(sweep_dir, info.jobs)
         failed = [s for s in states if s.outcome not in outcomes.SUCCESSFUL]
         counts = Counter(s.outcome or "unknown" for s in states)

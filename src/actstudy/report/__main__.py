@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from actstudy import outcomes
+from actstudy import credentials, outcomes
+from actstudy.credentials import redact
 from actstudy.errors import first_line
 
 EXIT_USAGE = 2
@@ -66,17 +67,22 @@ def _check_store(uri: str) -> str | None:
 
     if (path := sqlite_path(uri)) is not None:
         if str(path) not in ("", ".", ":memory:") and not path.is_file():
-            return f"no MLflow store at {path} (tracking URI {uri})"
+            return f"no MLflow store at {path} (tracking URI {redact(uri)})"
     elif urlparse(uri).scheme in ("http", "https"):
         # Fail fast on an unreachable server instead of MLflow's minutes of retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+        from actstudy.tracking.store import credentials_refused
+
+        return credentials_refused(uri)
     return None
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code (0 ok, 2 bad input or unreachable store)."""
+    if problem := credentials.override_problem(sys.argv[1:] if argv is None else argv):
+        return _fail(problem)
     args = parse_args(argv)
     if args.activations:
         from actstudy.report.activation_plot import activation_figure
@@ -116,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     except MlflowException as exc:
         if "failed with exception" in str(exc):  # the REST client gave up: connection refused, DNS, timeout
-            return _fail(f"cannot reach the tracking server at {uri}")
-        return _fail(f"tracking store {uri}: {first_line(exc)[:300]}")
+            return _fail(f"cannot reach the tracking server at {redact(uri)}")
+        return _fail(f"tracking store {redact(uri)}: {redact(first_line(exc))[:300]}")
     except OSError as exc:  # includes requests' connection errors and unwritable output folders
         return _fail(first_line(exc)[:300])
     print(md)

@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 
 from actstudy import outcomes
+from actstudy.credentials import redact
 from actstudy.errors import TrackingUnavailable
 from actstudy.paths import PROJECT_ROOT, default_tracking_uri, sqlite_path, writable_problem
 from actstudy.tracking import store_template
@@ -50,22 +51,24 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     scheme = uri.split(":", 1)[0].split("+", 1)[0] if "://" in uri else uri  # "databricks" has no ://
     if scheme not in STORE_SCHEMES:
         raise TrackingUnavailable(
-            f"tracking URI {uri!r} is not an MLflow store; use sqlite:///path/mlflow.db, "
+            f"tracking URI {redact(uri)!r} is not an MLflow store; use sqlite:///path/mlflow.db, "
             "http://host:5000 (a tracking server) or postgresql://... (tracking.uri or MLFLOW_TRACKING_URI)"
         )
     if uri.startswith(("http://", "https://")):
         url = uri.rstrip("/") + "/health"
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as response:
-                if response.status == 200:
-                    return
-                problem = f"HTTP {response.status}"
+                problem = None if response.status == 200 else f"HTTP {response.status}"
         except (TimeoutError, urllib.error.URLError, OSError) as exc:
             problem = str(getattr(exc, "reason", exc))
-        raise TrackingUnavailable(
-            f"cannot reach the MLflow tracking server at {uri} ({problem}); start it "
-            "(scripts/mlflow_server.sh) or point tracking.uri / MLFLOW_TRACKING_URI at a running one"
-        )
+        if problem is not None:
+            raise TrackingUnavailable(
+                f"cannot reach the MLflow tracking server at {redact(uri)} ({problem}); start it "
+                "(scripts/mlflow_server.sh) or point tracking.uri / MLFLOW_TRACKING_URI at a running one"
+            )
+        if refused := credentials_refused(uri):  # /health answers anyone: ask for what a job reads
+            raise TrackingUnavailable(refused)
+        return
     db = sqlite_path(uri)
     if db is not None:
         try:
@@ -89,6 +92,26 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
                 f"the MLflow store {db} is damaged ({damage}); restore it from a backup, or point "
                 "tracking.uri at another file"
             )
+
+
+def credentials_refused(uri: str) -> str | None:
+    """Return one line saying that the tracking server at `uri` refuses this process's credentials
+    (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, or none), or None when it lets it read."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except MlflowException as exc:
+        if exc.error_code not in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            return None  # not an answer about credentials: the job's own calls wait or fail on it
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        who = f"user {user!r}" if user else "a client without credentials"
+        return (
+            f"the MLflow tracking server at {redact(uri)} refused {who} ({exc.error_code}); set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account of the server "
+            "(docs/slurm.md, an authenticated server)"
+        )
+    return None
 
 
 @contextmanager
@@ -190,7 +213,7 @@ def ui_link(uri: str, experiment: str, run_id: str | None = None) -> str:
 
     A tracking server serves its own UI; for a database store the address is `mlflow ui`'s default one.
     """
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    base = redact(uri).rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     page = f"runs/{run_id}" if run_id else "runs"
     return f"{base}/#/experiments/{experiment}/{page}?{UI_VIEW}"
 
@@ -282,7 +305,7 @@ def end_run(
     """Tag the run's outcome (and error) and end it: FINISHED, KILLED (interrupted), FAILED, or `status`."""
     tags = {outcomes.OUTCOME: outcome}
     if error:
-        tags[outcomes.ERROR] = error[:MAX_TAG_VAL_LENGTH]
+        tags[outcomes.ERROR] = redact(error)[:MAX_TAG_VAL_LENGTH]
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     client.set_terminated(run_id, status or outcomes.status_of(outcome))
 
