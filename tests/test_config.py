@@ -226,6 +226,9 @@ def test_cli_rejects_bad_input_with_one_line_and_no_run(tmp_path: Path, override
          "that holds (or will hold) the data"),
         (["tracking.experiment=''"], {}, "tracking.experiment='': must be a name (e.g. "
          "tracking.experiment=actstudy)"),
+        # was: a traceback after the data and the store existed
+        ([f"tracking.experiment={'e' * 5000}"], {}, "tracking.experiment: 5000 characters, more than MLflow "
+         "stores (256); choose a shorter name"),
         (["tracking.uri=ftp://x"], {}, "tracking URI 'ftp://x' is not an MLflow store; use "
          "sqlite:///path/mlflow.db, http://host:5000 (a tracking server) or postgresql://... (tracking.uri "
          "or MLFLOW_TRACKING_URI)"),
@@ -244,6 +247,20 @@ def test_cli_rejects_each_bad_value_with_one_line_before_data_or_run(tmp_path: P
     assert (result.returncode, result.stderr.strip()) == (2, f"actstudy: error: {expected}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"] or not list(tmp_path.iterdir())
     assert not list(tmp_path.glob("outputs/*/checkpoints")) and not (tmp_path / "d").exists()
+
+
+def test_a_malformed_yaml_in_the_config_dir_is_one_line_naming_it(tmp_path: Path):
+    extra = tmp_path / "extra" / "activation"
+    extra.mkdir(parents=True)
+    (extra / "mine.yaml").write_text("name: mine\nmodule:\n  _target_: [torch.nn.Tanh\n")
+    result = run_cli("actstudy.train", ["--config-dir", str(tmp_path / "extra"), "activation=mine"],
+                     cwd=tmp_path, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")  # fmt: skip
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        f"actstudy: error: {extra / 'mine.yaml'}: line 4, column 1: not valid YAML (expected ',' or ']', "
+        "but got '<stream end>'); fix the file or move it out of --config-dir",
+    )  # fmt: skip  (was: a ScannerError traceback, exit 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["extra"]
 
 
 def test_cli_refuses_a_store_that_is_not_a_database_and_leaves_it_alone(tmp_path: Path):

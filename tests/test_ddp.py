@@ -137,7 +137,8 @@ def test_a_fault_ends_the_run_failed_with_the_failing_ranks_own_error(tmp_path: 
     env = fault_env(tmp_path, rank=rank, step=step)
     result = run_cli("actstudy.train", args, cwd=tmp_path, uri=_store(tmp_path), timeout=TIMEOUT_S, **env)
     assert result.returncode == 1, result.stderr[-4000:]
-    assert result.stderr.strip().splitlines()[-1].endswith(f"failed: {error}")
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"failed: {error} (traceback in " in last and last.endswith("train.log)"), last
     (run,) = _job_runs(_store(tmp_path))
     assert (run.info.status, run.data.tags["actstudy.outcome"]) == ("FAILED", "failed")
     assert run.data.tags["actstudy.error"] == error

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import TINY, run_cli
@@ -196,3 +200,118 @@ def test_the_server_script_takes_no_password_on_its_command_line(tmp_path: Path)
     readable = start("--backend-store-uri-file", str(shared))
     assert readable.returncode == 2 and f"{shared} is readable by others (mode 644)" in readable.stderr
     assert not (tmp_path / "server").exists()  # nothing started
+
+
+def test_a_job_begun_anew_is_one_row_of_the_report_not_two(tmp_path: Path):
+    """After a kill -9 in a job's start-up its re-run begins a new run: the dead attempt is no second row
+    (was: "runs: 5" for a 4-job sweep)."""
+    from actstudy import outcomes
+    from actstudy.report.collect import collect_sweep
+    from actstudy.tracking.store import open_client
+
+    client = open_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("trust")
+    parent = client.create_run(experiment, tags={outcomes.KIND: outcomes.KIND_SWEEP, outcomes.SWEEP_ID: "s"})
+    parent_id = parent.info.run_id
+
+    def job(folder: str, start_time: int) -> str:
+        tags = {outcomes.KIND: outcomes.KIND_JOB, outcomes.PARENT: parent_id, outcomes.OUTPUT_DIR: folder}
+        return client.create_run(experiment, start_time=start_time, tags=tags).info.run_id
+
+    dead = job("/sweep/relu-d1-s0-a", 1_000)
+    again = job("/sweep/relu-d1-s0-a", 2_000)
+    other = job("/sweep/relu-d1-s1-b", 1_500)
+    runs = collect_sweep(client, parent_id).runs
+    assert sorted(r.tags[outcomes.OUTPUT_DIR] for r in runs) == ["/sweep/relu-d1-s0-a", "/sweep/relu-d1-s1-b"]
+    kept = {client.get_run(i).info.run_name for i in (again, other)}
+    assert {r.name for r in runs} == kept and client.get_run(dead).info.run_name not in kept
+
+
+# Imported at start-up by the job's Python: each training step sleeps 0.05 s while the file named by
+# ACTSTUDY_TEST_SLOW_WHILE exists, so the test can fill the disk while the job is mid-run.
+_SLOW = """
+import os
+if "ACTSTUDY_TEST_SLOW_WHILE" in os.environ:
+    import time
+    from actstudy.training import module
+
+    original_step = module.ClassifierModule.training_step
+
+    def training_step(self, batch, idx):
+        if os.path.exists(os.environ["ACTSTUDY_TEST_SLOW_WHILE"]):
+            time.sleep(0.05)
+        return original_step(self, batch, idx)
+
+    module.ClassifierModule.training_step = training_step
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """Yield a 4 MiB tmpfs mounted for the test (the job's folder goes there, the store does not)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"a tmpfs mount is needed in CI: {mounted.stderr[-300:]!r}")
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_ends_the_run_in_one_line_leaving_no_partial_file(tmp_path: Path, small_disk: Path):
+    (tmp_path / "inject").mkdir()
+    (tmp_path / "inject" / "sitecustomize.py").write_text(_SLOW)
+    slow = tmp_path / "slow"
+    slow.touch()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env |= {
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "inject"), env.get("PYTHONPATH", "")]),
+        "ACTSTUDY_TEST_SLOW_WHILE": str(slow),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    job = small_disk / "run"
+    args = [*TINY, "depth=2", "trainer.max_epochs=3", "data.train_size=256", f"hydra.run.dir={job}"]
+    command = [sys.executable, "-m", "actstudy.train", *args]
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=err)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(job.glob("checkpoints/*/last.ckpt")):  # the first epoch's checkpoint is written
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "err.txt").read_text()
+            time.sleep(0.2)
+        # the disk is full from here on
+        with open(small_disk / "filler", "wb") as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        slow.unlink()
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    printed = (tmp_path / "out.txt").read_text() + (tmp_path / "err.txt").read_text()
+    assert proc.returncode == 1, printed[-4000:]
+    assert "Traceback" not in printed and "--- Logging error ---" not in printed, printed[-4000:]
+    errors = [line for line in printed.splitlines() if line.startswith("actstudy: error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], printed[-3000:]
+    # nothing half-written: no temporary file, and every checkpoint reads whole
+    assert not [p for p in job.rglob("*") if ".tmp" in p.name], sorted(job.rglob("*"))
+    for checkpoint in job.rglob("*.ckpt"):
+        torch.load(checkpoint, map_location="cpu", weights_only=True)
+    from mlflow.tracking import MlflowClient
+
+    (run,) = MlflowClient(env["MLFLOW_TRACKING_URI"]).search_runs(["1"])
+    assert run.info.status == "FAILED" and run.data.tags["actstudy.outcome"] == "failed"
+    assert "\n" not in run.data.tags["actstudy.error"] and "No space left" in run.data.tags["actstudy.error"]
+    # with room again, the same command continues that run from its last checkpoint to the end
+    (small_disk / "filler").unlink()
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    (done,) = MlflowClient(env["MLFLOW_TRACKING_URI"]).search_runs(["1"])
+    assert done.info.run_id == run.info.run_id and done.info.status == "FINISHED"

@@ -5,6 +5,8 @@ folder in a second, before torch, Lightning or MLflow are imported; a bad value 
 is found once the config's targets are imported, still before any data or run exists.
 """
 
+import re
+
 
 class ConfigError(ValueError):
     """A config value is wrong; the message is one line saying what and how to fix it."""
@@ -40,3 +42,15 @@ def first_line(exc: BaseException) -> str:
     """Return the first line of `exc`'s message, or its type's name when the message is empty."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+# SQLAlchemy's additions to a database error: the statement, its parameters, a link (lines of their own)
+_SQL_DETAIL = re.compile(r"^\s*(\[SQL: |\[parameters: |\(Background on this error at: )")
+
+
+def one_line_summary(text: str, limit: int = 1000) -> str:
+    """Return `text` as one line of at most `limit` characters for a message or an error tag: whitespace
+    collapsed, without SQLAlchemy's statement, parameter and link lines (the log file keeps them)."""
+    kept = [line for line in text.splitlines() if not _SQL_DETAIL.match(line)]
+    line = " ".join(" ".join(kept).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

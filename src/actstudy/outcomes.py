@@ -30,6 +30,9 @@ SWEEP_ID = "actstudy.sweep_id"
 SWEEP_DIR = "actstudy.sweep_dir"
 OVERRIDES = "actstudy.overrides"
 OUTPUT_DIR = "actstudy.output_dir"
+# on a job run that a later attempt of the same job began anew (it died before its first checkpoint, or
+# resume=false): that run's id. Reports keep one row per job folder, its latest run.
+SUPERSEDED_BY = "actstudy.superseded_by"
 LAUNCHER = "actstudy.launcher"
 JOBS = "actstudy.jobs"  # on a sweep's parent: the count of its jobs' outcomes
 TUNE = "actstudy.tune"  # on a sweep's parent: the keys its report picks per setting (comma-separated)

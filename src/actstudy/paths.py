@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -28,6 +31,21 @@ def user_cache_dir() -> Path:
     """Return actstudy's folder in the user's cache: `$XDG_CACHE_HOME/actstudy` (default `~/.cache/`)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "actstudy"
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """Yield a new file that replaces `path` at once when the block ends. On any error (a full disk, a
+    signal) it is removed and `path` keeps what it held: no reader sees half a file, none is left behind."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(partial, mode) as file:
+            yield file
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
 
 
 def writable_problem(folder: Path) -> str | None:

@@ -8,6 +8,7 @@ on; the sweep callback exits non-zero at the end and lists the failures.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -20,9 +21,17 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from actstudy import credentials, outcomes
+from actstudy.cli.job_log import job_log
 from actstudy.config import identity, overrides
 from actstudy.config.schema import ConfigError, JobSpec, parse_config, run_name
-from actstudy.errors import DatasetUnavailable, JobFailed, RunInterrupted, TrackingUnavailable, error_text
+from actstudy.errors import (
+    DatasetUnavailable,
+    JobFailed,
+    RunInterrupted,
+    TrackingUnavailable,
+    error_text,
+    one_line_summary,
+)
 from actstudy.jobs.run_state import RunState
 from actstudy.jobs.sweep import SweepInfo, mark_sweep_interrupted
 from actstudy.paths import CONF_DIR, writable_problem
@@ -81,7 +90,8 @@ def _record_failure(output_dir: Path, message: str) -> None:
     if state is None and RunState.path(output_dir).exists():
         return  # a damaged state file is the user's to look at (its error said so): left as it is
     if state is None or state.run_id is None:
-        RunState(None, output_dir.name, "", outcome=outcomes.FAILED, error=message).save(output_dir)
+        with contextlib.suppress(OSError):  # a full disk: the line on stderr already says what failed
+            RunState(None, output_dir.name, "", outcome=outcomes.FAILED, error=message).save(output_dir)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -121,8 +131,9 @@ def main(cfg: DictConfig) -> float:
         sys.exit(130)
     except Exception as exc:
         log.exception("job %s failed", output_dir.name)
-        error = str(exc) if isinstance(exc, JobFailed) else error_text(exc)
-        print(f"actstudy: error: job {output_dir.name} failed: {error}", file=sys.stderr)
+        error = one_line_summary(str(exc) if isinstance(exc, JobFailed) else error_text(exc))
+        details = f" (traceback in {log_file})" if (log_file := job_log()) else ""
+        print(f"actstudy: error: job {output_dir.name} failed: {error}{details}", file=sys.stderr)
         _record_failure(output_dir, error)
         if multirun:
             return math.nan
@@ -155,7 +166,12 @@ def output_problem(argv: list[str]) -> str | None:
 def cli() -> None:
     """The command line: check the overrides and the output folder (one line and exit 2), then run."""
     argv = sys.argv[1:]
-    wrong = credentials.override_problem(argv) or overrides.problem(argv) or output_problem(argv)
+    wrong = (
+        credentials.override_problem(argv)
+        or overrides.config_dir_problem(argv)
+        or overrides.problem(argv)
+        or output_problem(argv)
+    )
     if wrong is not None:
         print(f"actstudy: error: {wrong}", file=sys.stderr)
         sys.exit(2)

@@ -64,6 +64,33 @@ PASS_THROUGH = ("-sc", "--shell-completion", "-cd", "--config-dir", "-cp", "--co
                 "--config-name", "--info", "-h", "--help", "--hydra-help")  # fmt: skip
 
 
+CONFIG_DIR_FLAGS = ("-cd", "--config-dir")
+
+
+def config_dir_problem(argv: list[str]) -> str | None:
+    """Return one line naming a yaml file in the command's `--config-dir` that is not valid YAML, or the
+    folder if it is missing (None: Hydra can read them all; what they say is checked when composed)."""
+    import yaml
+
+    folders = []
+    for i, argument in enumerate(argv):
+        flag, equals, value = argument.partition("=")
+        if flag in CONFIG_DIR_FLAGS:
+            folders.append(value if equals else (argv[i + 1] if i + 1 < len(argv) else ""))
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            return f"--config-dir {folder}: no such folder"
+        for file in sorted(folder.rglob("*.yaml")):
+            try:
+                yaml.safe_load(file.read_text())
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+                what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+                return f"{file}:{where} not valid YAML ({what}); fix the file or move it out of --config-dir"
+    return None
+
+
 def problem(argv: list[str], config_name: str = "config", conf_dir: Path = CONF_DIR) -> str | None:
     """Return one line saying what is wrong with the command's overrides (None: Hydra can compose them)."""
     from hydra import compose, initialize_config_dir

@@ -296,6 +296,10 @@ class TrainerConfig:
             )
 
 
+# MLflow's `experiments.name` column is String(256): its own check allows 500, which PostgreSQL refuses
+EXPERIMENT_NAME_LENGTH = 256
+
+
 @dataclass(frozen=True)
 class TrackingConfig:
     """MLflow: where runs go."""
@@ -310,6 +314,11 @@ class TrackingConfig:
         at_least("tracking.server_wait_s", self.server_wait_s, 0.0)
         if not self.experiment.strip():
             raise ConfigError("tracking.experiment='': must be a name (e.g. tracking.experiment=actstudy)")
+        if len(self.experiment) > EXPERIMENT_NAME_LENGTH:
+            raise ConfigError(
+                f"tracking.experiment: {len(self.experiment)} characters, more than MLflow stores "
+                f"({EXPERIMENT_NAME_LENGTH}); choose a shorter name"
+            )
         if self.uri is not None and has_password(self.uri):
             raise ConfigError(
                 f"tracking.uri={redact(self.uri)}: a password in the config is recorded with the run "

@@ -154,6 +154,9 @@ class TrackedJob:
                 why = "the process died; not resumed"
                 tracking.end_run(client, start.previous.run_id, outcomes.INTERRUPTED, why, "FAILED")
             self.run_id = self._create_run(client, experiment_id)
+            if start.previous is not None:
+                superseded = {outcomes.SUPERSEDED_BY: self.run_id}
+                tracking.log_params_and_tags(client, start.previous.run_id, {}, superseded)
         self.state = RunState(
             self.run_id,
             spec.run_name,

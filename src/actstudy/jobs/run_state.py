@@ -15,6 +15,7 @@ from pathlib import Path
 
 from actstudy.config.schema import ConfigError
 from actstudy.errors import first_line
+from actstudy.paths import atomic_file
 
 STATE_FILE = "actstudy_run.json"
 
@@ -59,9 +60,8 @@ class RunState:
     def save(self, output_dir: Path) -> None:
         """Write the state atomically, so a crash never leaves half a file."""
         output_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path(output_dir).with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, self.path(output_dir))
+        with atomic_file(self.path(output_dir), "w") as file:
+            file.write(json.dumps(asdict(self), indent=2) + "\n")
 
     def owner_alive(self) -> bool:
         """Return True if the process that wrote this state still runs (checked on this host only)."""

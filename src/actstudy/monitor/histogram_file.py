@@ -14,11 +14,12 @@ plus one bin [-1e-10, 1e-10] in the middle (exact zeros fall there), so steps, l
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from actstudy.paths import atomic_file
 
 ARTIFACT_DIR = "histograms"  # the folder of the run's artifacts
 FILE_NAME = "histograms.npz"
@@ -48,10 +49,8 @@ class Histograms:
     def write(self, path: Path) -> Path:
         """Write the arrays to `path` (replaced at once: a reader never sees half a file); return it."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "wb") as f:
+        with atomic_file(path) as f:
             np.savez_compressed(f, **{name: getattr(self, name) for name in _ARRAYS})
-        os.replace(partial, path)
         return path
 
     def at_step(self, step: int) -> int:

@@ -10,7 +10,7 @@ import contextlib
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,7 +257,8 @@ def collect_sweep(client: MlflowClient, parent_run_id: str) -> SweepData:
     """Return the sweep of ``parent_run_id``: parent tags plus every child run with its metric histories.
 
     Children are runs whose ``mlflow.parentRunId`` is the parent, together with job runs carrying the same
-    ``actstudy.sweep_id`` tag (for jobs that could not set the parent link). Raises ReportError when the
+    ``actstudy.sweep_id`` tag (for jobs that could not set the parent link); of a job begun anew (its
+    first attempt died before a checkpoint), only the latest run is the job's. Raises ReportError when the
     parent run does not exist.
     """
     try:
@@ -274,10 +275,21 @@ def collect_sweep(client: MlflowClient, parent_run_id: str) -> SweepData:
         for r in _search_all(client, exp_id, f"tags.`{outcomes.SWEEP_ID}` = '{sweep_id}'"):
             if r.info.run_id != parent_run_id and r.data.tags.get(outcomes.KIND) != outcomes.KIND_SWEEP:
                 children.setdefault(r.info.run_id, r)
-    runs = [_run_data(client, r) for r in children.values()]
+    runs = [_run_data(client, r) for r in latest_per_job(children.values())]
     runs.sort(key=lambda r: (activation_rank(r.activation), r.depth or 0, r.name))
     experiment = client.get_experiment(exp_id)
     return SweepData(parent_run_id, sweep_id, experiment.name if experiment else exp_id, tags, runs)
+
+
+def latest_per_job(runs: Iterable[Run]) -> list[Run]:
+    """Return one run per job folder (`actstudy.output_dir`): the latest started; a run without the tag is
+    a job of its own. Earlier runs of a folder are attempts a later one superseded."""
+    latest: dict[str, Run] = {}
+    for run in runs:
+        job = run.data.tags.get(outcomes.OUTPUT_DIR) or run.info.run_id
+        if job not in latest or (run.info.start_time or 0) > (latest[job].info.start_time or 0):
+            latest[job] = run
+    return list(latest.values())
 
 
 def collect_run(client: MlflowClient, run_id: str) -> RunData:

@@ -27,7 +27,7 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 
 from actstudy import outcomes
 from actstudy.credentials import redact
-from actstudy.errors import TrackingUnavailable
+from actstudy.errors import TrackingUnavailable, one_line_summary
 from actstudy.paths import PROJECT_ROOT, default_tracking_uri, sqlite_path, writable_problem
 from actstudy.tracking import store_template
 from actstudy.tracking.client import RetryingClient, WaitPolicy
@@ -305,7 +305,7 @@ def end_run(
     """Tag the run's outcome (and error) and end it: FINISHED, KILLED (interrupted), FAILED, or `status`."""
     tags = {outcomes.OUTCOME: outcome}
     if error:
-        tags[outcomes.ERROR] = redact(error)[:MAX_TAG_VAL_LENGTH]
+        tags[outcomes.ERROR] = redact(one_line_summary(error))[:MAX_TAG_VAL_LENGTH]
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     client.set_terminated(run_id, status or outcomes.status_of(outcome))
 

@@ -33,6 +33,7 @@ from actstudy.monitor.sharpness import SharpnessMonitor
 from actstudy.processes.distributed import SINGLE, World
 from actstudy.processes.stopping import STOPPED, GracefulStop
 from actstudy.training.callbacks import CheckpointMeta, FlushMetricsBeforeCheckpoint, LogProgress
+from actstudy.training.checkpoint_file import AtomicCheckpointIO
 from actstudy.training.module import ClassifierModule
 
 LAST_CHECKPOINT = "last.ckpt"
@@ -171,9 +172,9 @@ def build_trainer(
     if cfg.trainer.progress != "none" and not show_bar and world.is_zero:
         all_callbacks.append(LogProgress())
     all_callbacks += callbacks  # the caller's run after the harness's own
-    plugins = (
-        [SLURMEnvironment(auto_requeue=False)] if world.size == 1 and SLURMEnvironment.detect() else None
-    )
+    plugins: list = [AtomicCheckpointIO()]
+    if world.size == 1 and SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     trainer = L.Trainer(
         **trainer_kwargs(cfg),
         strategy=_strategy(cfg, world),
