@@ -78,6 +78,7 @@ def test_slurm_sweep_2x2_runs_as_a_job_array(slurm_cluster, tmp_path):
         time.sleep(0.5)
     assert states == ["COMPLETED"] * 4, states
     assert list((sweep_dir / ".submitit").iterdir()), "the submitit folder lives inside the sweep dir"
+    assert (sweep_dir / ".submitit").stat().st_mode & 0o777 == 0o700  # its pickles run: owner-only
 
 
 def _popen_cli(args: list[str], cwd: Path, uri: str) -> subprocess.Popen:

@@ -59,6 +59,10 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if "mode" in self.config.hydra.sweep:
             os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        # submitit's job files there are pickles the compute nodes run: only their owner may write them
+        private = Path(str(params["submitit_folder"]).split("%", 1)[0])
+        private.mkdir(parents=True, exist_ok=True)
+        private.chmod(0o700)
         job_params = []
         for idx, overrides in enumerate(job_overrides, initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
