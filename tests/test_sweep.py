@@ -283,3 +283,23 @@ def test_sigterm_during_the_report_ends_the_parent_interrupted_with_its_jobs_kep
     assert (parent.info.status, parent.data.tags["actstudy.outcome"]) == ("KILLED", "interrupted")
     assert parent.data.tags["actstudy.jobs"] == "2 completed"
     assert all(r.info.status == "FINISHED" for r in runs if r is not parent)
+
+
+def test_a_sweep_that_cannot_start_stops_in_one_line_and_runs_no_job(tmp_path: Path):
+    from mlflow.tracking import MlflowClient
+
+    from actstudy.jobs.sweep import SWEEP_FILE
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "sweep"
+    (sweep_dir / SWEEP_FILE).mkdir(parents=True)  # where the sweep writes its file: it cannot
+    args = ["-m", *TINY, "activation=relu", "depth=1", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
+    result = run_cli("actstudy.train", args, cwd=tmp_path, uri=uri)
+    assert result.returncode == 1, result.stderr[-3000:]
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("actstudy: error:")]
+    assert line.startswith("actstudy: error: the sweep could not start: IsADirectoryError: ")
+    assert line.endswith("; no job was run") and "Traceback" not in result.stderr + result.stdout
+    runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("actstudy").experiment_id])
+    (parent,) = runs  # (was: a warning, then both jobs trained without a parent and the command exited 0)
+    assert (parent.info.status, parent.data.tags["actstudy.outcome"]) == ("FAILED", "failed")
+    assert parent.data.tags["actstudy.error"].startswith("the sweep could not start: IsADirectoryError")

@@ -35,6 +35,7 @@ from actstudy import outcomes
 from actstudy.config import identity
 from actstudy.config.schema import ConfigError, parse_config
 from actstudy.credentials import redact, restore
+from actstudy.errors import error_text, one_line_summary
 from actstudy.jobs.run_state import FolderLock, RunState, current_owner
 
 log = logging.getLogger("actstudy")
@@ -193,6 +194,23 @@ class SweepCallback(Callback):
     """Hydra callback: one MLflow parent run per multirun, report and failure summary at the end."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Check every job, lock the sweep folder, start (or continue) the parent run. Any failure stops
+        the sweep here with one line: Hydra would only warn and run the jobs without a parent."""
+        self._parent: tuple[Any, str] | None = None  # (client, run id) of a parent run created here
+        try:
+            self._start(config, **kwargs)
+        except Exception as exc:
+            log.debug("the sweep could not start", exc_info=True)
+            error = one_line_summary(redact(error_text(exc)))
+            if self._parent is not None:  # made before the failure: ended, not left RUNNING
+                from actstudy.tracking import store as tracking
+
+                with contextlib.suppress(Exception):
+                    tracking.end_run(*self._parent, outcomes.FAILED, f"the sweep could not start: {error}")
+            print(f"actstudy: error: the sweep could not start: {error}; no job was run", file=sys.stderr)
+            sys.exit(1)
+
+    def _start(self, config: DictConfig, **kwargs: Any) -> None:
         from actstudy.tracking import store as tracking
 
         config_name = kwargs.get("config_name") or "config"
@@ -223,6 +241,7 @@ class SweepCallback(Callback):
         tune = {outcomes.TUNE: ",".join(config.report.tune)}
         if same and tracking.run_exists(client, previous.parent_run_id):  # the same sweep, re-run
             client.update_run(previous.parent_run_id, status="RUNNING")
+            self._parent = (client, previous.parent_run_id)
             tracking.log_params_and_tags(client, previous.parent_run_id, {}, owner_tags() | tune)
             tracking.delete_tags(client, previous.parent_run_id, [outcomes.OUTCOME, outcomes.ERROR])
             log.info(
@@ -243,6 +262,7 @@ class SweepCallback(Callback):
             **tune,
         }
         run = client.create_run(experiment_id, run_name=tags[outcomes.RUN_NAME], tags=tags)
+        self._parent = (client, run.info.run_id)
         jobs = [identity.job_folder(r) for r in resolved]
         SweepInfo(sweep_id, run.info.run_id, redact(uri), varying_keys(config), this, jobs).save(sweep_dir)
         log.info(
