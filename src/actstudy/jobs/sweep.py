@@ -196,7 +196,8 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Check every job, lock the sweep folder, start (or continue) the parent run. Any failure stops
         the sweep here with one line: Hydra would only warn and run the jobs without a parent."""
-        self._parent: tuple[Any, str] | None = None  # (client, run id) of a parent run created here
+        # (store URI, run id) of a parent run started here; strings: launchers pickle the callbacks
+        self._parent: tuple[str, str] | None = None
         try:
             self._start(config, **kwargs)
         except Exception as exc:
@@ -205,10 +206,13 @@ class SweepCallback(Callback):
             if self._parent is not None:  # made before the failure: ended, not left RUNNING
                 from actstudy.tracking import store as tracking
 
+                uri, run_id = self._parent
                 with contextlib.suppress(Exception):
-                    tracking.end_run(*self._parent, outcomes.FAILED, f"the sweep could not start: {error}")
+                    client = tracking.open_client(uri)
+                    tracking.end_run(client, run_id, outcomes.FAILED, f"the sweep could not start: {error}")
             print(f"actstudy: error: the sweep could not start: {error}; no job was run", file=sys.stderr)
             sys.exit(1)
+        self._parent = None
 
     def _start(self, config: DictConfig, **kwargs: Any) -> None:
         from actstudy.tracking import store as tracking
@@ -241,7 +245,7 @@ class SweepCallback(Callback):
         tune = {outcomes.TUNE: ",".join(config.report.tune)}
         if same and tracking.run_exists(client, previous.parent_run_id):  # the same sweep, re-run
             client.update_run(previous.parent_run_id, status="RUNNING")
-            self._parent = (client, previous.parent_run_id)
+            self._parent = (uri, previous.parent_run_id)
             tracking.log_params_and_tags(client, previous.parent_run_id, {}, owner_tags() | tune)
             tracking.delete_tags(client, previous.parent_run_id, [outcomes.OUTCOME, outcomes.ERROR])
             log.info(
@@ -262,7 +266,7 @@ class SweepCallback(Callback):
             **tune,
         }
         run = client.create_run(experiment_id, run_name=tags[outcomes.RUN_NAME], tags=tags)
-        self._parent = (client, run.info.run_id)
+        self._parent = (uri, run.info.run_id)
         jobs = [identity.job_folder(r) for r in resolved]
         SweepInfo(sweep_id, run.info.run_id, redact(uri), varying_keys(config), this, jobs).save(sweep_dir)
         log.info(
