@@ -13,7 +13,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY, run_cli
+from tests.helpers import TINY, run_cli
 from tests.system.conftest import TrackingServer
 
 pytestmark = pytest.mark.postgres

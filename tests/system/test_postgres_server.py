@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import metric_histories, run_cli
+from tests.helpers import metric_histories, run_cli
 from tests.system.conftest import TrackingServer
 
 pytestmark = pytest.mark.postgres

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY, assert_same_histories, metric_histories, run_cli
+from tests.helpers import TINY, assert_same_histories, metric_histories, run_cli
 
 pytestmark = pytest.mark.slurm
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1"]

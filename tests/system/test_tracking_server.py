@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY, run_cli
+from tests.helpers import TINY, run_cli
 from tests.system.conftest import TrackingServer, free_port
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "mlflow_server.sh"

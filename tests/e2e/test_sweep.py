@@ -10,7 +10,7 @@ import yaml
 from PIL import Image
 
 from actstudy.monitor.histogram_file import ARTIFACT_DIR, FILE_NAME, read_histograms
-from tests.conftest import TINY, Sweep, run_cli
+from tests.helpers import TINY, Sweep, run_cli
 
 EXPECTED_NAMES = {f"{a}-d{d}-s0" for a in ("sigmoid", "relu") for d in (1, 2)}
 

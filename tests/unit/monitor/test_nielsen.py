@@ -29,8 +29,8 @@ from actstudy.data.datamodule import ImageSplits
 from actstudy.data.digits import TRAIN_IMAGES, digits_as_mnist
 from actstudy.models import build_model
 from actstudy.training.module import ClassifierModule
-from tests.data.fake_datasets import write_mnist_arrays
-from tests.monitor_helpers import config, config_dict, train_steps
+from tests.helpers.fake_datasets import write_mnist_arrays
+from tests.helpers.monitor import config, config_dict, train_steps
 
 BOOK = {2: [0.07, 0.31], 3: [0.012, 0.060, 0.283], 4: [0.003, 0.017, 0.070, 0.285]}
 SEEDS = range(32)  # the book's values are single draws; 32 seeds put the mean within ~6 % of its expectation

@@ -10,7 +10,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from actstudy.models.init import signal_gain
-from tests.conftest import TINY, run_cli
+from tests.helpers import TINY, run_cli
 
 
 @pytest.mark.parametrize(

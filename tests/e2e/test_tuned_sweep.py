@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy.config import identity
 from actstudy.paths import CONF_DIR
-from tests.conftest import TINY, run_cli
+from tests.helpers import TINY, run_cli
 
 LRS = ("0.01", "0.5")
 

@@ -13,7 +13,7 @@ from actstudy.data import generated_cache, shapes
 from actstudy.processes import distributed
 from actstudy.processes.distributed import World
 from actstudy.tracking import store as tracking
-from tests.monitor_helpers import config
+from tests.helpers.monitor import config
 
 AFFINITY_8 = set(range(8))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY, assert_same_histories, fault_env, metric_histories, run_cli
+from tests.helpers import TINY, assert_same_histories, fault_env, metric_histories, run_cli
 
 # Long enough (5 epochs x 32 steps) to be killed mid-training after its first checkpoint.
 SLOW = [

@@ -17,7 +17,7 @@ import torch
 from actstudy.data import load_splits
 from actstudy.monitor.histogram_file import FILE_NAME, read_histograms
 from actstudy.training import trainer as training
-from tests.monitor_helpers import config
+from tests.helpers.monitor import config
 
 READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy")
 STEPS, LOG_EVERY, MONITOR_EVERY = 120, 10, 50

@@ -13,7 +13,7 @@ from actstudy.metric_names import CURV_SHARPNESS, CURV_TWO_OVER_LR, TIMED_PREFIX
 from actstudy.models import build_model
 from actstudy.monitor.sharpness import top_hessian_eigenvalue
 from actstudy.training.module import ClassifierModule
-from tests.monitor_helpers import config, train_steps
+from tests.helpers.monitor import config, train_steps
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_sharpness_is_logged_beside_two_over_lr_and_changes_nothing_of_training(
 def test_a_resumed_run_measures_the_sharpness_of_the_uninterrupted_one(tmp_path):
     from actstudy.data import load_splits
     from actstudy.training import trainer as training
-    from tests.monitor_helpers import MemoryLogger
+    from tests.helpers.monitor import MemoryLogger
 
     def train(epochs: int, folder: str, resume: bool = False) -> dict[int, float]:
         cfg = config(

@@ -24,7 +24,7 @@ from actstudy.metric_names import (
 from actstudy.models import build_model
 from actstudy.monitor.gradient_flow import SAMPLE_SIZE, activation_stats
 from actstudy.monitor.histogram_file import FILE_NAME, Histograms, read_histograms
-from tests.monitor_helpers import config, train_steps
+from tests.helpers.monitor import config, train_steps
 
 
 @pytest.fixture(scope="module")
@@ -315,7 +315,7 @@ def test_zero_fraction_and_distance_from_init_equal_a_direct_computation(shapes_
 def test_a_resumed_run_continues_the_distance_from_the_same_init(tmp_path):
     from actstudy.data import load_splits
     from actstudy.training import trainer as training
-    from tests.monitor_helpers import MemoryLogger
+    from tests.helpers.monitor import MemoryLogger
 
     def train(epochs: int, folder: str, resume: bool = False) -> dict[int, dict[str, float]]:
         cfg = config(

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fake_datasets import make_cifar_archive, write_cifar_batch, write_cifar_folder
 
 from actstudy.config.schema import DataConfig
 from actstudy.data import cifar10
 from actstudy.data.cifar10 import read_cifar10
 from actstudy.data.datamodule import load_splits, read_raw, split
 from actstudy.data.raw import DatasetUnavailable
-from tests.monitor_helpers import config
+from tests.helpers.fake_datasets import make_cifar_archive, write_cifar_batch, write_cifar_folder
+from tests.helpers.monitor import config
 
 CACHE = Path("actstudy-cache") / "cifar10.pt"
 
@@ -194,7 +194,7 @@ def test_read_raw_honours_actstudy_data(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_an_archive_too_small_for_the_validation_split_is_one_line_before_any_run(tmp_path: Path) -> None:
     """1,000 training images under the default data.val_size=5000 once trained on an empty split."""
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     write_cifar_folder(tmp_path / "data", per_batch=200)  # 5 x 200 = 1,000 training images
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

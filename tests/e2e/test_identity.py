@@ -11,8 +11,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY, fault_env, run_cli
-from tests.monitor_helpers import config_dict
+from tests.helpers import TINY, fault_env, run_cli
+from tests.helpers.monitor import config_dict
 
 
 def _runs(uri: str, kind: str = "job") -> list:

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fake_datasets import idx_bytes, write_mnist
 
 from actstudy.data import mnist
 from actstudy.data.datamodule import load_splits
 from actstudy.data.mnist import read_mnist
 from actstudy.data.raw import DatasetUnavailable
-from tests.monitor_helpers import config as compose_config
+from tests.helpers.fake_datasets import idx_bytes, write_mnist
+from tests.helpers.monitor import config as compose_config
 
 CACHE = Path("actstudy-cache") / "mnist.pt"
 

@@ -15,7 +15,7 @@ from actstudy.report.collect import RunData, SweepData
 from actstudy.report.description import sweep_note
 from actstudy.report.layer_figure import FINAL_FIGURE, LayerFigures, draw, read_layer_series
 from actstudy.tracking import store as tracking
-from tests.conftest import Sweep
+from tests.helpers import Sweep
 
 NOTE = "mlflow.note.content"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -22,12 +22,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from actstudy.monitor.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms, gradient_edges
+from actstudy.paths import PROJECT_ROOT
 from actstudy.report import ReportError, write_report
 from actstudy.report.__main__ import main
 from actstudy.report.collect import collect_sweep, find_parent_run_id
 from actstudy.report.tables import run_table
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(PROJECT_ROOT / "src")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = (
     "grad_by_layer.png",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import assert_same_histories, fault_env, metric_histories, run_cli
+from tests.helpers import assert_same_histories, fault_env, metric_histories, run_cli
 
 pytestmark = pytest.mark.ddp
 
@@ -217,7 +217,7 @@ def test_starting_the_ranks_leaves_rank_0s_environment_as_it_was():
     """A local sweep runs its jobs in one process: a DDP job must not leave LOCAL_RANK, WORLD_SIZE or
     MASTER_* behind for the next one (Lightning gets them from the World, `training.JoinedEnvironment`)."""
     from actstudy.processes.distributed import Rendezvous, World
-    from tests.monitor_helpers import config_dict
+    from tests.helpers.monitor import config_dict
 
     resolved = config_dict("data=shapes", "trainer.devices=2", "trainer.accelerator=cpu")
     rendezvous = Rendezvous.open(World(0, 2, 0, 2, "rank0"))  # imports torch, which sets variables of its own

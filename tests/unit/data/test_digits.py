@@ -6,7 +6,7 @@ import torch
 
 from actstudy.data.datamodule import load_splits
 from actstudy.data.digits import read_digits
-from tests.monitor_helpers import config
+from tests.helpers.monitor import config
 
 
 def test_reads_1797_digits_as_28x28_uint8_images_with_balanced_labels() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY, run_cli
+from tests.helpers import TINY, run_cli
 
 
 @pytest.mark.parametrize("every_n_steps", ["null", "1000"])  # 1000: more than the run has (8 steps)

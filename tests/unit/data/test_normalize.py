@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from actstudy.data import TensorDataModule, load_splits
-from tests.monitor_helpers import config
+from tests.helpers.monitor import config
 
 # One batch holds the whole training split, so it is a permutation of `splits.train_x`.
 WHOLE = {

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "actstudy"
+from actstudy.paths import PROJECT_ROOT
+
+SRC = PROJECT_ROOT / "src" / "actstudy"
 # Lowest first. The vocabulary modules (VOCABULARY) sit below them all.
 LAYERS = ["models", "config", "processes", "data", "monitor", "training", "tracking", "report", "jobs", "cli"]
 VOCABULARY = {"errors", "paths", "metric_names", "outcomes", "credentials"}

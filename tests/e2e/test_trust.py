@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import TINY, run_cli
+from actstudy.paths import PROJECT_ROOT
+from tests.helpers import TINY, run_cli
 
 JOB = [*TINY, "depth=1", "activation=relu", "trainer.max_epochs=1"]
 
@@ -121,7 +122,7 @@ def _quick_check(path: Path) -> str:
 
 
 PASSWORD = "pw-5e1b0c"
-SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "mlflow_server.sh"
+SERVER_SCRIPT = PROJECT_ROOT / "scripts" / "mlflow_server.sh"
 
 
 def test_a_password_in_a_uri_is_redacted_wherever_it_is_written():
