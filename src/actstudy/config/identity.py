@@ -32,7 +32,10 @@ NOT_IDENTITY = (
 )
 
 
-def _digest(value: Any) -> str:
+def digest(value: Any) -> str:
+    """Return the SHA-256 hex digest of a JSON-able value (keys sorted; other values as `str`): the one
+    digest of configs and parameters (a job's fingerprint, a sweep's, the ranks' check, a data cache key),
+    each cut to the length it needs."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -51,7 +54,7 @@ def identity_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
 
 def job_fingerprint(resolved: Mapping[str, Any]) -> str:
     """Return the job's fingerprint: 12 hex digits of the digest of its identity config."""
-    return _digest(identity_config(resolved))[:12]
+    return digest(identity_config(resolved))[:12]
 
 
 def job_folder(resolved: Mapping[str, Any]) -> str:
@@ -64,7 +67,7 @@ def job_folder(resolved: Mapping[str, Any]) -> str:
 
 def sweep_fingerprint(overrides: list[str]) -> str:
     """Return a sweep's fingerprint: the digest of its command's overrides, in any order."""
-    return _digest(sorted(overrides))[:12]
+    return digest(sorted(overrides))[:12]
 
 
 def _job_folder_resolver(*, _root_: DictConfig) -> str:
@@ -105,7 +108,7 @@ def is_identity_key(key: str) -> bool:
 
 def sweep_identity(job_fingerprints: list[str]) -> str:
     """Return what makes a sweep the same sweep when re-run: the fingerprints of its jobs, in any order."""
-    return _digest(sorted(job_fingerprints))[:12]
+    return digest(sorted(job_fingerprints))[:12]
 
 
 def _sweep_folder_resolver() -> str:

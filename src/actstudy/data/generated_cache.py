@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from actstudy.config.identity import digest
 from actstudy.paths import user_cache_dir
 
 log = logging.getLogger("actstudy")
@@ -33,11 +33,11 @@ def cache_dir() -> Path:
 
 
 def _content_digest(tensors: tuple[Tensor, ...]) -> str:
-    digest = hashlib.sha256()
+    content = hashlib.sha256()
     for t in tensors:
-        digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        digest.update(t.contiguous().numpy().tobytes())
-    return digest.hexdigest()
+        content.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        content.update(t.contiguous().numpy().tobytes())
+    return content.hexdigest()
 
 
 def cached(params: dict[str, Any], make: Callable[[], tuple[Tensor, ...]]) -> tuple[Tensor, ...]:
@@ -46,7 +46,7 @@ def cached(params: dict[str, Any], make: Callable[[], tuple[Tensor, ...]]) -> tu
     `params` must name everything the tensors depend on (the generator's code version included). The
     returned tensors are shared with later callers: read them, never change them in place.
     """
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:24]
+    key = digest(params)[:24]
     if key in _in_process:
         return _in_process[key]
     path = cache_dir() / f"{params.get('name', 'data')}-{key}.pt"

@@ -79,9 +79,11 @@ class TrackedJob:
         self.figures: LayerFigures | None = None
         self.system_monitor = None  # MLflow's SystemMetricsMonitor while the run is open
 
-    def claim(self) -> None:
-        """Hold the job's folder for this process until the job ends; ConfigError if another process does."""
+    def claim(self) -> FolderLock:
+        """Return the job folder's lock, taken for this process (ConfigError if another process holds it):
+        the `with` block around the job's life, the one place it is let go."""
         self.lock.acquire(self.spec.output_dir.name)
+        return self.lock
 
     def checkpoints_of(self, run_id: str) -> Path:
         """Return the checkpoint folder of one run of this job (each run has its own; none is deleted)."""
@@ -245,14 +247,11 @@ class TrackedJob:
         """End the run as `interrupted` or `failed` (with `error`), keeping every metric already logged.
 
         `status` overrides the outcome's MLflow status (a killed process: FAILED, not KILLED). Before the run
-        exists (its creation failed) there is nothing to end but the folder's lock.
+        exists (its creation failed) there is nothing to end.
         """
-        if self.state is None:  # opening failed: end the run if it was created, then let the folder go
-            try:
-                if self.run_id:
-                    tracking.end_run(self.client, self.run_id, outcome, error, status)
-            finally:
-                self.lock.release()
+        if self.state is None:  # opening failed: end the run if it was created
+            if self.run_id:
+                tracking.end_run(self.client, self.run_id, outcome, error, status)
             return
         try:
             self._flush()
@@ -286,19 +285,16 @@ class TrackedJob:
 
     def _end(self, outcome: str, error: str | None = None, status: str | None = None) -> None:
         try:
-            try:
-                self._stop_recorders()
-            finally:
-                try:
-                    tracking.end_run(self.client, self.run_id, outcome, error, status)
-                except TrackingUnavailable as exc:  # the server stayed down: only the state file can tell
-                    self.state.outcome = outcomes.FAILED
-                    self.state.error = f"{error or outcome}; its MLflow run could not be ended: {exc}"
-                    self.state.save(self.spec.output_dir)
-                    raise
-            self.state.outcome, self.state.error = outcome, error
-            self.state.save(self.spec.output_dir)
-            log.info("run %s ended: %s", self.spec.run_name, outcome)
-            self._describe(outcome)  # after the end: a second Ctrl-C here leaves the run ended truthfully
+            self._stop_recorders()
         finally:
-            self.lock.release()
+            try:
+                tracking.end_run(self.client, self.run_id, outcome, error, status)
+            except TrackingUnavailable as exc:  # the server stayed down: only the state file can tell
+                self.state.outcome = outcomes.FAILED
+                self.state.error = f"{error or outcome}; its MLflow run could not be ended: {exc}"
+                self.state.save(self.spec.output_dir)
+                raise
+        self.state.outcome, self.state.error = outcome, error
+        self.state.save(self.spec.output_dir)
+        log.info("run %s ended: %s", self.spec.run_name, outcome)
+        self._describe(outcome)  # after the end: a second Ctrl-C here leaves the run ended truthfully

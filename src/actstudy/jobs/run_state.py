@@ -120,6 +120,12 @@ class FolderLock:
             self._file.close()
             self._file = None
 
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
 
 def current_owner() -> dict[str, object]:
     """Return the host and pid fields that identify this process as a run's owner."""

@@ -42,29 +42,30 @@ def run_job(spec: JobSpec, world: World, concurrent_jobs: int = 1) -> float:
     if logging.getLogger().hasHandlers():  # Hydra's handlers print Lightning's messages: no duplicate
         logging.getLogger("lightning").handlers.clear()
     job = TrackedJob(spec, tracking.resolve_uri(cfg.tracking.uri), world.size)
-    job.claim()  # before anything expensive: a second identical command stops here
-    rendezvous = Rendezvous.open(world) if world.size > 1 else None
-    threads = distributed.share_threads(world, cfg.trainer.threads, concurrent_jobs)
-    try:
-        if rendezvous is not None and world.started_by == "rank0":
-            rendezvous.start_local_ranks(spec.resolved)  # they import torch while rank 0 checks the data
+    # before anything expensive: a second identical command stops here; the folder is this process's
+    # until the job has ended, however it ends
+    with job.claim():
+        rendezvous = Rendezvous.open(world) if world.size > 1 else None
+        threads = distributed.share_threads(world, cfg.trainer.threads, concurrent_jobs)
         try:
-            start = job.decide()
-            if start.finished is not None:
-                return _keep_finished(spec, job, start.finished, rendezvous)
-            splits = load_splits(cfg.data)
-        except BaseException as exc:
+            if rendezvous is not None and world.started_by == "rank0":
+                rendezvous.start_local_ranks(spec.resolved)  # they import torch while rank 0 checks data
+            try:
+                start = job.decide()
+                if start.finished is not None:
+                    return _keep_finished(spec, job, start.finished, rendezvous)
+                splits = load_splits(cfg.data)
+            except BaseException as exc:
+                if rendezvous is not None:
+                    rendezvous.abort(error_text(exc))
+                raise
+            stop_requested = threading.Event()
+            with stopping.sigterm_noted(stop_requested):
+                result = _train_and_record(spec, world, job, splits, start, rendezvous, stop_requested)
+        finally:
             if rendezvous is not None:
-                rendezvous.abort(error_text(exc))
-            job.lock.release()
-            raise
-        stop_requested = threading.Event()
-        with stopping.sigterm_noted(stop_requested):
-            result = _train_and_record(spec, world, job, splits, start, rendezvous, stop_requested)
-    finally:
-        if rendezvous is not None:
-            rendezvous.close()
-        distributed.restore_threads(threads)
+                rendezvous.close()
+            distributed.restore_threads(threads)
     if result.outcome == outcomes.INTERRUPTED:
         raise RunInterrupted(f"run {spec.run_name} interrupted; {RESUME_HINT}")
     return result.val_acc
@@ -122,7 +123,6 @@ def _keep_finished(
     """A job that finished already is kept, not trained again; return the val/acc its run recorded."""
     if rendezvous is not None:
         rendezvous.abort("the job has finished already")
-    job.lock.release()
     print(
         f"actstudy: job {spec.output_dir.name} finished already as run {finished.run_id} "
         f"({finished.outcome}); resume=false trains it again as a new run",

@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from actstudy.config.schema import ConfigError, parse_config
 from actstudy.credentials import redact, restore
 from actstudy.errors import error_text, one_line_summary
 from actstudy.jobs.run_state import FolderLock, RunState, current_owner
+from actstudy.processes.signals import signals_handled
 
 log = logging.getLogger("actstudy")
 SWEEP_FILE = "sweep.json"
@@ -173,15 +173,8 @@ def _signals_stop_the_report() -> Iterator[None]:
     def stop(signum: int, frame: Any) -> None:
         raise ReportStopped(signum)
 
-    if threading.current_thread() is not threading.main_thread():
+    with signals_handled(stop, signal.SIGINT, signal.SIGTERM):
         yield
-        return
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def job_states(sweep_dir: Path, jobs: list[str]) -> list[RunState]:

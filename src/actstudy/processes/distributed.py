@@ -30,8 +30,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from actstudy.config.identity import digest
 from actstudy.config.schema import ConfigError, RunConfig
 from actstudy.errors import error_text
+from actstudy.processes.slurm import lightning_environment
 
 log = logging.getLogger("actstudy")
 
@@ -98,10 +100,14 @@ def world_of(cfg: RunConfig) -> World:
 
 def backend_for(accelerator: str) -> str:
     """Return the torch.distributed backend for the configured accelerator: nccl on GPUs, gloo on CPUs."""
+    return "nccl" if on_gpu(accelerator) else "gloo"
+
+
+def on_gpu(accelerator: str) -> bool:
+    """Return whether a job with `trainer.accelerator=accelerator` trains on GPUs (auto: if CUDA is there)."""
     import torch
 
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    return "nccl" if on_gpu else "gloo"
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
 def cpus_available() -> int:
@@ -120,7 +126,7 @@ def check_devices(cfg: RunConfig, world: World) -> None:
     import torch
 
     t = cfg.trainer
-    if t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and torch.cuda.is_available()):
+    if on_gpu(t.accelerator):
         found = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if found == 0:
             raise ConfigError(
@@ -204,9 +210,7 @@ class Rendezvous:
         from torch.distributed import TCPStore
 
         if world.started_by == "slurm":
-            from lightning.pytorch.plugins.environments import SLURMEnvironment
-
-            slurm = SLURMEnvironment(auto_requeue=False)
+            slurm = lightning_environment()
             host, port = slurm.main_address, slurm.main_port
         elif world.started_by == "rank0-child":
             host, port = os.environ[RENDEZVOUS_ENV].rsplit(":", 1)
@@ -329,6 +333,4 @@ def plan_for(resume_from: Path | None, checkpoint_dir: Path, config_digest: str)
 
 def config_digest(resolved: dict[str, Any]) -> str:
     """Return a short digest of a resolved config, so every rank can check it trains the same job."""
-    import hashlib
-
-    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(resolved)[:16]

@@ -22,6 +22,10 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 log = logging.getLogger("actstudy")
 
@@ -34,3 +38,11 @@ def in_slurm_sweep_job() -> bool:
     `salloc` allocation is not such a job.
     """
     return bool(os.environ.get("SLURM_JOB_ID")) and os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+
+
+def lightning_environment() -> SLURMEnvironment:
+    """Return Lightning's view of this SLURM job (addresses, ranks) without its own requeue on SIGUSR1:
+    submitit requeues the job, after the stop protocol (processes/stopping.py) has saved a checkpoint."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return SLURMEnvironment(auto_requeue=False)

@@ -37,6 +37,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from actstudy.processes.signals import signals_handled
+
 log = logging.getLogger("actstudy")
 
 STOPPED = (KeyboardInterrupt, SystemExit)  # how a stopped fit ends (Lightning's SIGTERMException included)
@@ -157,14 +159,8 @@ def sigterm_noted(stop_requested: threading.Event) -> Iterator[None]:
     batch: the run ends interrupted rather than staying RUNNING. (Not raising here on purpose: Lightning
     chains the handler it finds into its own, which training calls to stop all ranks at one step.)
     """
-    if threading.current_thread() is not threading.main_thread():
+    with signals_handled(lambda signum, frame: stop_requested.set(), signal.SIGTERM):
         yield
-        return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def stop_cleanly_on_timeout_signal() -> None:

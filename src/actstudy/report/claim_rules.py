@@ -19,7 +19,7 @@ from typing import Any
 
 from actstudy import metric_names as mn
 from actstudy import outcomes
-from actstudy.report.collect import RunData
+from actstudy.report.collect import REGION_PARAMS, RunData
 from actstudy.report.stats import Interval, clipped, end_value, interval, wilson
 from actstudy.report.tables import number
 
@@ -31,7 +31,7 @@ BATCH_NORM, INIT, INIT_SCALE, MODEL, WIDTH, LR, BATCH_SIZE = (
     "data.batch_size",
 )  # fmt: skip
 OPTIMIZER, MOMENTUM = "optimizer.name", "optimizer.momentum"
-DEAD_REGION = "activation.dead"  # "None" for activations with no dead region, else a node (the ReLU family)
+DEAD_REGION = REGION_PARAMS[mn.ACT_DEAD]  # "None" without a dead region, else a node (the ReLU family)
 
 Measure = Callable[[RunData], float | None]
 

@@ -43,7 +43,8 @@ OPTIONAL_LAYER_FAMILIES = (
 )  # fmt: skip
 READ_LAYER_FAMILIES = LAYER_FAMILIES + OPTIONAL_LAYER_FAMILIES
 #: Params that are "None" when the activation defines no such region (e.g. no dead sigmoid units).
-_REGION_PARAMS = {mn.ACT_SATURATED: "activation.saturated", mn.ACT_DEAD: "activation.dead"}
+# the param of the activation region each family measures ("None": the activation has no such region)
+REGION_PARAMS = {mn.ACT_SATURATED: "activation.saturated", mn.ACT_DEAD: "activation.dead"}
 
 Series = list[tuple[int, float]]
 
@@ -124,7 +125,7 @@ class RunData:
         gaps = [k for k in expected if not self.series(k)]
         depth = self.depth
         for family in LAYER_FAMILIES:
-            if family in _REGION_PARAMS and self.params.get(_REGION_PARAMS[family]) == "None":
+            if family in REGION_PARAMS and self.params.get(REGION_PARAMS[family]) == "None":
                 continue
             have = set(self.layers(family))
             lacking = [n for n in range(1, (depth or 0) + 1) if n not in have]

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.plugins.environments import ClusterEnvironment, SLURMEnvironment
@@ -30,7 +29,9 @@ from actstudy.models import build_model
 from actstudy.monitor.gradient_flow import GradientFlowMonitor
 from actstudy.monitor.histograms import HistogramArtifact
 from actstudy.monitor.sharpness import SharpnessMonitor
+from actstudy.processes import distributed
 from actstudy.processes.distributed import SINGLE, World
+from actstudy.processes.slurm import lightning_environment
 from actstudy.processes.stopping import STOPPED, GracefulStop
 from actstudy.training.callbacks import CheckpointMeta, FlushMetricsBeforeCheckpoint, LogProgress
 from actstudy.training.checkpoint_file import AtomicCheckpointIO
@@ -52,7 +53,7 @@ class TrainingResult:
 def trainer_kwargs(cfg: RunConfig) -> dict:
     """Return the lightning.Trainer arguments that come straight from `cfg.trainer`."""
     t = cfg.trainer
-    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    on_cpu = not distributed.on_gpu(t.accelerator)
     deterministic = {"auto": on_cpu, "true": True, "false": False}[t.deterministic]
     return dict(
         max_epochs=t.max_epochs,
@@ -122,7 +123,7 @@ def _strategy(cfg: RunConfig, world: World) -> DDPStrategy | str:
     if world.size == 1:
         return "auto"
     # Under SLURM, submitit requeues; Lightning must not requeue a second time.
-    env = SLURMEnvironment(auto_requeue=False) if world.started_by == "slurm" else JoinedEnvironment(world)
+    env = lightning_environment() if world.started_by == "slurm" else JoinedEnvironment(world)
     return DDPStrategy(cluster_environment=env, timeout=timedelta(seconds=cfg.trainer.ddp_timeout_s))
 
 
@@ -174,7 +175,7 @@ def build_trainer(
     all_callbacks += callbacks  # the caller's run after the harness's own
     plugins: list = [AtomicCheckpointIO()]
     if world.size == 1 and SLURMEnvironment.detect():
-        plugins.append(SLURMEnvironment(auto_requeue=False))
+        plugins.append(lightning_environment())
     trainer = L.Trainer(
         **trainer_kwargs(cfg),
         strategy=_strategy(cfg, world),
