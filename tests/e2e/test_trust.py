@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from actstudy.paths import PROJECT_ROOT
-from tests.helpers import TINY, run_cli
+from tests.helpers import TINY, run_cli, slowed_env
 
 JOB = [*TINY, "depth=1", "activation=relu", "trainer.max_epochs=1"]
 
@@ -228,25 +228,6 @@ def test_a_job_begun_anew_is_one_row_of_the_report_not_two(tmp_path: Path):
     assert {r.name for r in runs} == kept and client.get_run(dead).info.run_name not in kept
 
 
-# Imported at start-up by the job's Python: each training step sleeps 0.05 s while the file named by
-# ACTSTUDY_TEST_SLOW_WHILE exists, so the test can fill the disk while the job is mid-run.
-_SLOW = """
-import os
-if "ACTSTUDY_TEST_SLOW_WHILE" in os.environ:
-    import time
-    from actstudy.training import module
-
-    original_step = module.ClassifierModule.training_step
-
-    def training_step(self, batch, idx):
-        if os.path.exists(os.environ["ACTSTUDY_TEST_SLOW_WHILE"]):
-            time.sleep(0.05)
-        return original_step(self, batch, idx)
-
-    module.ClassifierModule.training_step = training_step
-"""
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """Yield a 4 MiB tmpfs mounted for the test (the job's folder goes there, the store does not)."""
@@ -266,16 +247,8 @@ def small_disk(tmp_path: Path):
 
 
 def test_a_full_disk_ends_the_run_in_one_line_leaving_no_partial_file(tmp_path: Path, small_disk: Path):
-    (tmp_path / "inject").mkdir()
-    (tmp_path / "inject" / "sitecustomize.py").write_text(_SLOW)
+    env = slowed_env(tmp_path, 0.05) | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     slow = tmp_path / "slow"
-    slow.touch()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env |= {
-        "PYTHONPATH": os.pathsep.join([str(tmp_path / "inject"), env.get("PYTHONPATH", "")]),
-        "ACTSTUDY_TEST_SLOW_WHILE": str(slow),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-    }
     job = small_disk / "run"
     args = [*TINY, "depth=2", "trainer.max_epochs=3", "data.train_size=256", f"hydra.run.dir={job}"]
     command = [sys.executable, "-m", "actstudy.train", *args]

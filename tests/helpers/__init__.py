@@ -123,3 +123,34 @@ class Sweep:
         """Return all runs of the `actstudy` experiment, oldest first."""
         exp = self.client.get_experiment_by_name("actstudy")
         return self.client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+# Imported at start-up by a job's Python: each training step sleeps ACTSTUDY_TEST_SLOW_S seconds while the
+# file named by ACTSTUDY_TEST_SLOW_WHILE exists, so a test can act (stop a server, fill a disk) mid-run.
+_SLOW = """
+import os
+if "ACTSTUDY_TEST_SLOW_WHILE" in os.environ:
+    import time
+    from actstudy.training import module
+
+    original_step = module.ClassifierModule.training_step
+
+    def training_step(self, batch, idx):
+        if os.path.exists(os.environ["ACTSTUDY_TEST_SLOW_WHILE"]):
+            time.sleep(float(os.environ["ACTSTUDY_TEST_SLOW_S"]))
+        return original_step(self, batch, idx)
+
+    module.ClassifierModule.training_step = training_step
+"""
+
+
+def slowed_env(folder: Path, seconds: float) -> dict[str, str]:
+    """Return this process's environment (without MLFLOW_TRACKING_URI) for a job whose every training step
+    sleeps `seconds` while `folder/slow` exists; the file is made here: delete it to let the job run on."""
+    (folder / "inject").mkdir()
+    (folder / "inject" / "sitecustomize.py").write_text(_SLOW)
+    (folder / "slow").touch()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = os.pathsep.join([str(folder / "inject"), env.get("PYTHONPATH", "")])
+    env |= {"ACTSTUDY_TEST_SLOW_WHILE": str(folder / "slow"), "ACTSTUDY_TEST_SLOW_S": str(seconds)}
+    return env

@@ -6,7 +6,6 @@ line when the server stays down longer than `tracking.server_wait_s`."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import metric_histories, run_cli
+from tests.helpers import metric_histories, run_cli, slowed_env
 from tests.system.conftest import TrackingServer
 
 pytestmark = pytest.mark.postgres
@@ -26,27 +25,10 @@ EVERY_STEP = [
     "depth=1", "data=shapes", "data.val_size=16", "data.test_size=16", "model.width=4",
     "trainer.log_every_n_steps=1", "monitor.every_n_steps=1",
 ]  # fmt: skip
-# 5 epochs x 128 steps: slowed (below) it outlasts a server restart, unslowed it takes seconds.
+# 5 epochs x 128 steps: slowed (tests.helpers.slowed_env) it outlasts a server restart, unslowed it takes
+# seconds.
 LONG = [*EVERY_STEP, "data.train_size=512", "data.batch_size=4", "trainer.max_epochs=5"]
 STEPS = 5 * 128
-
-# Imported at start-up by the job's Python: each training step sleeps 0.1 s while the file named by
-# ACTSTUDY_TEST_SLOW_WHILE exists, so the job is mid-run whenever the test stops the server.
-_SLOW = """
-import os
-if "ACTSTUDY_TEST_SLOW_WHILE" in os.environ:
-    import time
-    from actstudy.training import module
-
-    original_step = module.ClassifierModule.training_step
-
-    def training_step(self, batch, idx):
-        if os.path.exists(os.environ["ACTSTUDY_TEST_SLOW_WHILE"]):
-            time.sleep(0.1)
-        return original_step(self, batch, idx)
-
-    module.ClassifierModule.training_step = training_step
-"""
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +91,7 @@ def test_eight_concurrent_jobs_lose_no_point_and_artifacts_go_through_the_server
 
 def start_slow_job(tmp_path: Path, url: str, *extra: str) -> tuple[subprocess.Popen, Path]:
     """Start the LONG job, slowed while `tmp_path/slow` exists; return the process and its folder."""
-    (tmp_path / "inject").mkdir()
-    (tmp_path / "inject" / "sitecustomize.py").write_text(_SLOW)
-    (tmp_path / "slow").touch()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "inject"), env.get("PYTHONPATH", "")])
-    env["ACTSTUDY_TEST_SLOW_WHILE"] = str(tmp_path / "slow")
+    env = slowed_env(tmp_path, 0.1)
     job_dir = tmp_path / "run"
     args = [*LONG, f"tracking.uri={url}", f"hydra.run.dir={job_dir}", *extra]
     with open(tmp_path / "stderr.txt", "w") as stderr:  # a file, not a pipe nobody reads while it runs
