@@ -235,3 +235,12 @@ def test_cli_sweep_with_one_bad_job_runs_nothing(tmp_path: Path, sweep, message)
     assert message in result.stderr and "nothing was run" in result.stderr
     assert not (tmp_path / "mlflow.db").exists()
     assert not list(tmp_path.iterdir())  # not even Hydra's output folder
+
+
+def test_a_sweep_asking_for_its_config_is_one_line(tmp_path: Path):
+    result = run_cli("actstudy.train", ["-m", "activation=relu,tanh", "--cfg", "job"], cwd=tmp_path, uri=None)
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "actstudy: error: -m with --cfg: Hydra shows one job's config, not a sweep's; drop -m and give "
+        "each key one value (e.g. python -m actstudy.train activation=relu --cfg job)",
+    )  # fmt: skip  (was: Hydra's ValueError traceback)

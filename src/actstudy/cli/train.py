@@ -168,6 +168,7 @@ def cli() -> None:
     argv = sys.argv[1:]
     wrong = (
         credentials.override_problem(argv)
+        or overrides.modes_problem(argv)
         or overrides.config_dir_problem(argv)
         or overrides.problem(argv)
         or output_problem(argv)

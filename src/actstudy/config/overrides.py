@@ -59,6 +59,8 @@ def _first_values(overrides: list) -> list[str]:
 
 # Commands that only ask Hydra something: no job runs.
 ASKS_HYDRA = ("-sc", "--shell-completion", "--info", "-h", "--help", "--hydra-help", "-c", "--cfg")
+# What Hydra runs instead of the job: it accepts only one of them and -m (or --multirun).
+OTHER_MODES = ("-c", "--cfg", "--info", "-sc", "--shell-completion")
 # Commands that are not a training job, or that load options from elsewhere: left to Hydra.
 PASS_THROUGH = ("-sc", "--shell-completion", "-cd", "--config-dir", "-cp", "--config-path", "-cn",
                 "--config-name", "--info", "-h", "--help", "--hydra-help")  # fmt: skip
@@ -88,6 +90,18 @@ def config_dir_problem(argv: list[str]) -> str | None:
                 where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
                 what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
                 return f"{file}:{where} not valid YAML ({what}); fix the file or move it out of --config-dir"
+    return None
+
+
+def modes_problem(argv: list[str]) -> str | None:
+    """Return one line for a sweep (-m) that also asks Hydra to show something (--cfg, --info, ...), which
+    Hydra refuses with a traceback; None otherwise."""
+    asks = [a.split("=", 1)[0] for a in argv if a.split("=", 1)[0] in OTHER_MODES]
+    if ("-m" in argv or "--multirun" in argv) and asks:
+        return (
+            f"-m with {asks[0]}: Hydra shows one job's config, not a sweep's; drop -m and give each key one "
+            "value (e.g. python -m actstudy.train activation=relu --cfg job)"
+        )
     return None
 
 
