@@ -25,6 +25,7 @@ from actstudy.config.typed import ARGUMENTS, at_least, build, choice, target_arg
 from actstudy.credentials import HOW_TO_PASS, has_password, redact
 from actstudy.errors import ConfigError as ConfigError  # where most modules import it from
 from actstudy.errors import first_line
+from actstudy.paths import CONF_DIR
 
 RESUME_MODES = ("auto", "true", "false")
 PROGRESS_MODES = ("auto", "bar", "log", "none")
@@ -407,6 +408,35 @@ def config_keys(cfg: Any, prefix: str = "") -> list[str]:
         else:
             keys.append(prefix + f.name)
     return keys
+
+
+def schema_key(dotted: str) -> str:
+    """Return `dotted` if the schema has that key (a field of `RunConfig`'s dataclasses, or an argument of a
+    group that takes its target's own, e.g. `optimizer.momentum`); KeyError otherwise. Code that reads a
+    run's params by name declares the names through this, so renaming a field breaks it at import."""
+    cls: Any = RunConfig
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        if part not in names:
+            group = parts[0]
+            if ARGUMENTS in names and any(  # one of the target's own arguments, which an option sets
+                part in yaml_keys(path) for path in (CONF_DIR / group).glob("*.yaml")
+            ):
+                return dotted
+            raise KeyError(f"{dotted}: the config schema has no key {'.'.join(parts[: i + 1])}")
+        cls = next((a for a in typing.get_args(hints[part]) if a is not type(None)), hints[part])  # Optional
+        if not dataclasses.is_dataclass(cls):
+            if i + 1 < len(parts):
+                raise KeyError(f"{dotted}: {'.'.join(parts[: i + 1])} is a value, not a group")
+            return dotted
+    return dotted
+
+
+def yaml_keys(path: Path) -> set[str]:
+    """Return the top-level keys of a config file."""
+    return set(OmegaConf.load(path).keys())
 
 
 def check_tunable(cfg: RunConfig, key: str) -> None:

@@ -176,9 +176,9 @@ def _nielsen_net(run: RunData) -> bool:
     return (
         run.activation == "sigmoid"
         and run.depth == 4
-        and run.params.get(MODEL) == "mlp"
-        and number(run.params.get(WIDTH, "")) == 30
-        and run.params.get(INIT) == "nielsen"
+        and run.value(MODEL) == "mlp"
+        and run.value(WIDTH) == 30
+        and run.value(INIT) == "nielsen"
         and plain(run)
     )
 
@@ -308,12 +308,7 @@ GROUP_CLAIMS: tuple[GroupClaim, ...] = (
         "with weights above the signal-preserving scale the gradient explodes towards the input (step 0)",
         "each layer multiplies δ by its weights' gain: δ¹ / δᴸ grows like gain^(L-1) (Nielsen ch. 5)",
         f"holds if ||δ¹|| / ||δᴸ|| (bias gradients) is >= {EXPLODING_BOUND:g}",
-        lambda r: (
-            number(r.params.get(INIT_SCALE, "1")) is not None
-            and number(r.params.get(INIT_SCALE, "1")) > 1
-            and (r.depth or 0) >= 2
-            and plain(r)
-        ),
+        lambda r: r.value(INIT_SCALE, 1.0) > 1 and (r.depth or 0) >= 2 and plain(r),
         _interval_claim(
             delta_first_to_last,
             lambda v: at_least(v, EXPLODING_BOUND),
@@ -338,7 +333,7 @@ GROUP_CLAIMS: tuple[GroupClaim, ...] = (
         f"holds if measured factor / geometric mean of σ' is within "
         f"[{FOLLOWS_RANGE[0]:g}, {FOLLOWS_RANGE[1]:g}] "
         "(the weights' gain taken as 1, which Glorot's init makes it)",
-        lambda r: _deep_sigmoid(r) and (auto_init(r) or r.params.get(INIT) == "xavier"),
+        lambda r: _deep_sigmoid(r) and (auto_init(r) or r.value(INIT) == "xavier"),
         _interval_claim(
             _follows_derivative, lambda v: within(v, *FOLLOWS_RANGE), "factor / mean σ'", log=True
         ),
@@ -485,7 +480,7 @@ def _diverged_above_limit(run: RunData) -> Tested | None:
 
 
 def _plain_sgd(run: RunData) -> bool:
-    return run.params.get(OPTIMIZER) == "sgd" and number(run.params.get(MOMENTUM, "0")) in (0, None)
+    return run.value(OPTIMIZER) == "sgd" and not run.value(MOMENTUM, 0.0)
 
 
 # Claims tested on each run of its own: (key, statement, claim, literature, rule, test).

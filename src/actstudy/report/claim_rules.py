@@ -19,18 +19,17 @@ from typing import Any
 
 from actstudy import metric_names as mn
 from actstudy import outcomes
+from actstudy.config.schema import schema_key
 from actstudy.report.collect import REGION_PARAMS, RunData
 from actstudy.report.stats import Interval, clipped, end_value, interval, wilson
-from actstudy.report.tables import number
 
 HOLDS, FAILS, CANNOT_TELL = "holds", "does not hold", "cannot tell"
 
-# The params claims read: the schema's keys (actstudy.config.schema), named once here for the report.
-BATCH_NORM, INIT, INIT_SCALE, MODEL, WIDTH, LR, BATCH_SIZE = (
+# The params claims read: the schema's keys (a renamed field fails here, at import), named once here.
+BATCH_NORM, INIT, INIT_SCALE, MODEL, WIDTH, LR, BATCH_SIZE, OPTIMIZER, MOMENTUM = map(schema_key, (
     "model.batch_norm", "model.init", "model.init_scale", "model.name", "model.width", "optimizer.lr",
-    "data.batch_size",
-)  # fmt: skip
-OPTIMIZER, MOMENTUM = "optimizer.name", "optimizer.momentum"
+    "data.batch_size", "optimizer.name", "optimizer.momentum",
+))  # fmt: skip
 DEAD_REGION = REGION_PARAMS[mn.ACT_DEAD]  # "None" without a dead region, else a node (the ReLU family)
 
 Measure = Callable[[RunData], float | None]
@@ -91,12 +90,12 @@ def above(better: Interval, worse: Interval) -> str:
 
 def plain(run: RunData) -> bool:
     """Return whether the run's net has no batch norm (a missing param counts as plain)."""
-    return number(run.params.get(BATCH_NORM, "False")) == 0.0
+    return run.value(BATCH_NORM, False) is False
 
 
 def auto_init(run: RunData) -> bool:
     """Return whether the run used the init its activation names (`model.init=auto`) at its own scale."""
-    return run.params.get(INIT) == "auto" and number(run.params.get(INIT_SCALE, "1.0")) == 1.0
+    return run.value(INIT) == "auto" and run.value(INIT_SCALE, 1.0) == 1.0
 
 
 def relu_family(run: RunData) -> bool:

@@ -94,8 +94,7 @@ def step_cost_setting(runs: list[RunData]) -> dict[str, int] | None:
     if not {"relu", "sigmoid"} <= {r.activation for r in runs}:
         return None
     deepest = max(runs, key=lambda r: r.depth or 0)
-    values = {"depth": deepest.depth, "width": number(deepest.params.get(WIDTH, "")),
-              "batch": number(deepest.params.get(BATCH_SIZE, ""))}  # fmt: skip
+    values = {"depth": deepest.depth, "width": deepest.value(WIDTH), "batch": deepest.value(BATCH_SIZE)}
     defaults = {"depth": 8, "width": 32, "batch": 32}  # runs that lack the param: the quick start's net
     return {k: int(v) if v else defaults[k] for k, v in values.items()}
 

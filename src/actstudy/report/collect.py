@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlflow.entities import Run
 from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
@@ -21,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from actstudy import metric_names as mn
 from actstudy import outcomes
+from actstudy.config.schema import schema_key
 from actstudy.monitor.histogram_file import ARTIFACT_DIR, FILE_NAME, Histograms, read_histograms
 from actstudy.report.style import activation_order, activation_rank
 
@@ -43,8 +45,10 @@ OPTIONAL_LAYER_FAMILIES = (
 )  # fmt: skip
 READ_LAYER_FAMILIES = LAYER_FAMILIES + OPTIONAL_LAYER_FAMILIES
 #: Params that are "None" when the activation defines no such region (e.g. no dead sigmoid units).
-# the param of the activation region each family measures ("None": the activation has no such region)
-REGION_PARAMS = {mn.ACT_SATURATED: "activation.saturated", mn.ACT_DEAD: "activation.dead"}
+REGION_PARAMS = {
+    mn.ACT_SATURATED: schema_key("activation.saturated"),
+    mn.ACT_DEAD: schema_key("activation.dead"),
+}
 
 Series = list[tuple[int, float]]
 
@@ -64,6 +68,10 @@ class RunData:
     wall_time_s: float | None  # None while the run has no end time
     metrics: dict[str, Series] = field(default_factory=dict)
     histograms: Histograms | None = None  # the run's histogram artifact, if it has one
+
+    def value(self, key: str, default: Any = None) -> Any:
+        """Return the run's config value at `key` typed back from its param (`default` if it has none)."""
+        return parse_param(self.params[key]) if key in self.params else default
 
     @property
     def activation(self) -> str:
@@ -161,6 +169,24 @@ class SweepData:
     def activations(self) -> list[str]:
         """Return the activation names in the sweep, in a stable order (known ones first)."""
         return activation_order(r.activation for r in self.runs)
+
+
+def parse_param(text: str) -> Any:
+    """Return a param's value as the config had it: MLflow keeps `str(value)`, so "False" is False, "None"
+    None, "0.1" 0.1, "1e-05" 1e-05, "[1, 2]" a list; other text is itself."""
+    import yaml
+
+    if text in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if text.startswith(("[", "{")):
+        with contextlib.suppress(yaml.YAMLError):
+            return yaml.safe_load(text)
+    return text
 
 
 def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from actstudy import outcomes
 from actstudy.config.identity import is_identity_key
+from actstudy.config.schema import schema_key
 from actstudy.metric_names import (
     ACT_DEAD,
     ACT_SATURATED,
@@ -37,7 +38,7 @@ SETTING_COLUMNS: tuple[tuple[str, str], ...] = (
     ("seed", "seed"),
 )
 ALWAYS_COLUMNS: tuple[tuple[str, str], ...] = (("activation.name", "activation"), ("depth", "depth"))
-NUMERIC_SETTINGS = ("depth", "seed", "optimizer.lr", "model.width")  # right-aligned
+NUMERIC_SETTINGS = tuple(map(schema_key, ("depth", "seed", "optimizer.lr", "model.width")))  # right-aligned
 
 _OVERRIDE_KEY_RE = re.compile(r"([A-Za-z_][\w.]*)=")
 MISSING = "—"
