@@ -36,8 +36,13 @@
 set -euo pipefail
 
 die() { echo "mlflow_server.sh: $*" >&2; exit 2; }
-# the URI with its password as *** (actstudy.credentials; the URI goes through stdin, not argv)
-redact() { "${PYTHON:-python}" -c 'import sys; from actstudy.credentials import redact; print(redact(sys.stdin.read().strip()))' <<<"$1"; }
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+# the URI with its password as *** (actstudy.credentials, from this checkout; the URI goes through stdin)
+redact() {
+    PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python}" -c \
+        'import sys; from actstudy.credentials import redact; print(redact(sys.stdin.read().strip()))' <<<"$1" \
+        || die "cannot run ${PYTHON:-python} with actstudy (set PYTHON to the project's interpreter)"
+}
 read_private() {  # the first line of a file that only its owner can read
     [[ -f $1 && -r $1 ]] || die "cannot read $1"
     local mode
@@ -56,7 +61,8 @@ while [[ $# -gt 0 ]]; do
         --host) HOST=${2:?}; shift 2 ;;
         --port) PORT=${2:?}; shift 2 ;;
         --backend-store-uri) STORE=${2:?}; shift 2
-            [[ $(redact "$STORE") == "$STORE" ]] || die "--backend-store-uri $(redact "$STORE"): a password on \
+            SHOWN=$(redact "$STORE")
+            [[ $SHOWN == "$STORE" ]] || die "--backend-store-uri $SHOWN: a password on \
 the command line is shown to every user (ps); put the URI in a file readable only by you \
 (--backend-store-uri-file FILE) or in ACTSTUDY_MLFLOW_STORE_URI" ;;
         --backend-store-uri-file) STORE=$(read_private "${2:?}"); shift 2 ;;
@@ -94,8 +100,8 @@ start() {
         echo "mlflow server already running (pid $pid): $(cat "$URL_FILE" 2>/dev/null)"
         return 0
     fi
-    mkdir -p "$DIR"
-    chmod 700 "$DIR"  # the store, the users database and the generated secrets live here
+    # the store, the users database and the generated secrets live here: a new folder is private
+    [[ -d $DIR ]] || mkdir -p -m 700 "$DIR"
     STORE=${STORE:-sqlite:///$DIR/mlflow.db}
     if [[ $STORE == postgresql* ]] && ! "${PYTHON:-python}" -c "import psycopg" 2>/dev/null; then
         die "the PostgreSQL driver is missing: pip install -e \".[server]\" (psycopg 3)"

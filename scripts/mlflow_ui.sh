@@ -50,7 +50,9 @@ fi
 
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}
 # the store's password as *** (actstudy.credentials; the URI goes through stdin, not a command line)
-SHOWN=$("${PYTHON:-python}" -c 'import sys; from actstudy.credentials import redact; print(redact(sys.stdin.read().strip()))' <<<"$STORE")
+SHOWN=$(PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python}" -c \
+    'import sys; from actstudy.credentials import redact; print(redact(sys.stdin.read().strip()))' \
+    <<<"$STORE" 2>/dev/null) || SHOWN="(not shown: ${PYTHON:-python} cannot import actstudy)"
 echo "MLflow UI: http://$HOST:$PORT  (store: $SHOWN)"
 cd "$ROOT"
 export MLFLOW_BACKEND_STORE_URI=$STORE  # not an argument: every user sees a command line (ps)

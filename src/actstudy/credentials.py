@@ -14,7 +14,8 @@ import os
 import re
 
 # scheme://user:password@host... and ?password=... / &password=... (libpq's query form)
-_IN_AUTHORITY = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*):([^@/\s]+)@")
+# as SQLAlchemy reads them: the user ends at the first ':', the password at the last '@' before the host
+_IN_AUTHORITY = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:/\s]*):([^\s]*)@")
 _IN_QUERY = re.compile(r"([?&](?:password|pass|pwd)=)[^&\s]+", re.IGNORECASE)
 MASK = "***"
 

@@ -50,7 +50,9 @@ _SQL_DETAIL = re.compile(r"^\s*(\[SQL: |\[parameters: |\(Background on this erro
 
 def one_line_summary(text: str, limit: int = 1000) -> str:
     """Return `text` as one line of at most `limit` characters for a message or an error tag: whitespace
-    collapsed, without SQLAlchemy's statement, parameter and link lines (the log file keeps them)."""
-    kept = [line for line in text.splitlines() if not _SQL_DETAIL.match(line)]
-    line = " ".join(" ".join(kept).split())
+    collapsed, without SQLAlchemy's statement, parameters and link, which it appends after the error (a
+    statement can span lines; the log file keeps them all)."""
+    lines = text.splitlines()
+    end = next((i for i, line in enumerate(lines) if _SQL_DETAIL.match(line)), len(lines))
+    line = " ".join(" ".join(lines[:end]).split())  # SQLAlchemy's details come last: cut from the first
     return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -140,6 +140,9 @@ def test_a_password_in_a_uri_is_redacted_wherever_it_is_written():
         redact(f"error at postgresql://u:{PASSWORD}@db/x: refused")
         == "error at postgresql://u:***@db/x: refused"
     )
+    # as SQLAlchemy reads them: a user name with '@' (Azure), a password with '/'
+    assert redact(f"postgresql://me@srv:{PASSWORD}@db/x") == "postgresql://me@srv:***@db/x"
+    assert redact("postgresql://u:pa/ss@db/x") == "postgresql://u:***@db/x"
     for plain in ("sqlite:////tmp/a:b/mlflow.db", "http://127.0.0.1:5000", "postgresql://u@db:5432/mlflow"):
         assert redact(plain) == plain
     # a recorded URI opens again as the environment's, whose password it stands for

@@ -33,8 +33,12 @@ class JobLogFile(logging.FileHandler):
         if not self.broken:
             super().emit(record)
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: ARG002, N802 (logging's name)
-        """Note the failed write in one line on stderr and stop writing."""
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        """A failed write (OSError: a full disk, a lost mount) is noted in one line on stderr, and the file
+        is written no more; any other error (a malformed log call) is logging's own report."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handleError(record)
+            return
         if not self.broken:
             self.broken = True
             problem = sys.exc_info()[1]

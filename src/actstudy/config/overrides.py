@@ -82,7 +82,12 @@ def config_dir_problem(argv: list[str]) -> str | None:
     for folder in map(Path, folders):
         if not folder.is_dir():
             return f"--config-dir {folder}: no such folder"
-        for file in sorted(folder.rglob("*.yaml")):
+        files = (
+            f
+            for f in folder.rglob("*.yaml")
+            if not any(p.startswith(".") for p in f.relative_to(folder).parts)
+        )
+        for file in sorted(files):  # hidden folders (.git, .venv) hold no config groups
             try:
                 yaml.safe_load(file.read_text())
             except (yaml.YAMLError, UnicodeDecodeError) as exc:

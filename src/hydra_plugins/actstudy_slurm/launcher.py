@@ -61,8 +61,13 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
             os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
         # submitit's job files there are pickles the compute nodes run: only their owner may write them
         private = Path(str(params["submitit_folder"]).split("%", 1)[0])
-        private.mkdir(parents=True, exist_ok=True)
-        private.chmod(0o700)
+        if private.resolve().is_relative_to(sweep_dir.resolve()) and private.resolve() != sweep_dir.resolve():
+            private.mkdir(parents=True, exist_ok=True)
+            private.chmod(0o700)
+        else:  # a folder of its own elsewhere (hydra.launcher.submitit_folder): its owner's to protect
+            log.warning(
+                "submitit folder %s is outside the sweep folder: make it writable only by you", private
+            )
         job_params = []
         for idx, overrides in enumerate(job_overrides, initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
