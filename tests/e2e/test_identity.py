@@ -168,6 +168,11 @@ def test_rerunning_a_sweep_keeps_its_finished_jobs_and_runs_the_rest_under_the_s
     assert "2 completed" in again.stderr
     (parent,) = _runs(uri, "sweep")
     assert parent.info.status == "FINISHED" and "actstudy.error" not in parent.data.tags
+    # the default folder's sweep id starts with "sweep-": the name is the id (was "sweep-sweep-...")
+    assert (
+        parent.info.run_name == parent.data.tags["actstudy.sweep_id"]
+        and parent.info.run_name.count("sweep-") == 1
+    )
     jobs = _runs(uri)
     by_lr = {}
     for r in jobs:

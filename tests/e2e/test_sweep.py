@@ -26,9 +26,9 @@ def test_one_parent_and_four_finished_children(tiny_sweep: Sweep):
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["actstudy.outcome"] == "completed"
-    # named by its sweep id, "sweep-<fingerprint>-<4 hex>" (was "sweep-sweep-...")
-    assert parent.info.run_name == parent.data.tags["actstudy.sweep_id"]
-    assert parent.info.run_name.startswith("sweep-") and not parent.info.run_name.startswith("sweep-sweep-")
+    # sweep-<its sweep id> (this sweep's folder is named multirun), with one "sweep-" at most (the default
+    # folder's id starts with it: it was named "sweep-sweep-...")
+    assert parent.info.run_name == f"sweep-{parent.data.tags['actstudy.sweep_id']}"
     kids = children(tiny_sweep)
     assert {r.info.status for r in kids} == {"FINISHED"}
     assert {r.data.tags["mlflow.parentRunId"] for r in kids} == {parent.info.run_id}

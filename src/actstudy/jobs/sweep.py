@@ -248,7 +248,8 @@ class SweepCallback(Callback):
         sweep_id = f"{sweep_dir.name}-{uuid.uuid4().hex[:4]}"
         overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task))
         tags = {
-            outcomes.RUN_NAME: sweep_id,  # "sweep-<fingerprint>-<4 hex>" (was "sweep-sweep-...")
+            # "sweep-<fingerprint>-<4 hex>" for the default folder (was "sweep-sweep-..."), else sweep-<id>
+            outcomes.RUN_NAME: sweep_id if sweep_id.startswith("sweep-") else f"sweep-{sweep_id}",
             outcomes.KIND: outcomes.KIND_SWEEP,
             outcomes.SWEEP_ID: sweep_id,
             outcomes.SWEEP_DIR: str(sweep_dir.resolve()),
