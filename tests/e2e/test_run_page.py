@@ -85,7 +85,7 @@ def test_the_parent_describes_the_report_with_its_verdicts_and_a_link_to_it(tiny
     link = f"#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}/artifacts/report/report.html"
     assert f"[report.html]({link}?workflowType=machine_learning)" in note
     verdicts = {k: v for k, v in parent.data.tags.items() if k.startswith("actstudy.claim.")}
-    assert verdicts and "## Claims\n\n| claim | setting | measured | literature | verdict |" in note
+    assert verdicts and "## Claims\n\n| claim | verdict | setting | measured | literature |" in note
     for verdict in set(verdicts.values()):
         assert f" {verdict} |" in note
     key_numbers = report.split("## Key numbers\n\n")[1].split("\n\n")[0]  # the report's own lines

@@ -23,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,35 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "local_slurm.sh"
 POSTGRES_SCRIPT = REPO / "scripts" / "local_postgres.sh"
 SERVER_SCRIPT = REPO / "scripts" / "mlflow_server.sh"
+
+
+CHROMIUM = Path(os.environ.get("ACTSTUDY_CHROMIUM", "/usr/bin/chromium"))
+
+
+@pytest.fixture(scope="session")
+def browser_available() -> None:
+    """Skip (or fail, with ACTSTUDY_REQUIRE_BROWSER=1) before anything runs when there is no browser."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _unavailable(
+            "playwright (Python) is not installed: pip install -e '.[dev]'", "ACTSTUDY_REQUIRE_BROWSER"
+        )
+    if not CHROMIUM.exists():
+        _unavailable(
+            f"no Chromium at {CHROMIUM}: apt-get install chromium (or set ACTSTUDY_CHROMIUM)",
+            "ACTSTUDY_REQUIRE_BROWSER",
+        )
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Return headless Chromium (Debian's, never a downloaded one) launched from a Playwright instance."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        # root in a container: no sandbox; small /dev/shm: use /tmp
+        args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+    )
 
 
 @dataclass(frozen=True)

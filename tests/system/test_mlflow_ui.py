@@ -31,21 +31,15 @@ import pytest
 
 from actstudy import outcomes
 from actstudy.tracking import store as tracking
+from tests.system.conftest import launch_chromium
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("ACTSTUDY_CHROMIUM", "/usr/bin/chromium"))
 VIEWPORT = {"width": 1400, "height": 900}
 SERVER_START_TIMEOUT = 120.0  # s; mlflow 3 imports a lot before /health answers (~20 s here)
 UI_TIMEOUT = 30_000  # ms, for every wait on the page
 # Runs-table columns toggled for the screenshot: hide empty attributes, show what the study is about.
 COLUMN_TOGGLES = ("Dataset", "Source", "Models", "activation.name", "depth", "test/acc", "grad/first_to_last")
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("ACTSTUDY_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"ACTSTUDY_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -142,17 +136,6 @@ def _pick_pair(children: list) -> list:
     return sorted(pair, key=lambda r: r.info.run_name)
 
 
-@pytest.fixture(scope="session")
-def browser_available() -> None:
-    """Skip (or fail, with ACTSTUDY_REQUIRE_BROWSER=1) before the sweep runs when there is no browser."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _unavailable("playwright (Python) is not installed: pip install -e '.[dev]'")
-    if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set ACTSTUDY_CHROMIUM)")
-
-
 def test_mlflow_ui_opens_on_the_runs_shows_descriptions_and_figures_and_compares(
     browser_available, tiny_sweep, tmp_path: Path
 ) -> None:
@@ -173,12 +156,7 @@ def test_mlflow_ui_opens_on_the_runs_shows_descriptions_and_figures_and_compares
         mlflow_server(tiny_sweep.uri, store_dir / "artifacts", tmp_path) as base,
         sync_playwright() as pw,
     ):
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            # root in a container: no sandbox; small /dev/shm: use /tmp
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
-        )
+        browser = launch_chromium(pw)
         try:
             page = browser.new_context(viewport=VIEWPORT).new_page()  # a new browser: no view remembered
             page.set_default_timeout(UI_TIMEOUT)

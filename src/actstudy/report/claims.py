@@ -206,9 +206,11 @@ STATEMENTS_LEGEND = (
 
 
 def claims_table(claims: list[Claim]) -> Table:
-    """Return the claims as the report's table: claim, setting, measured, literature, verdict, rule."""
-    rows = [[c.claim, c.setting, c.measured, c.literature, c.verdict, c.rule] for c in claims]
-    return Table(["claim", "setting", "measured", "literature", "verdict", "rule"], rows, [False] * 6)
+    """Return the claims as the report's table: claim, verdict, setting, measured, literature, rule (the
+    verdict beside its claim, long texts wrapped: readable at 1280 px without scrolling sideways)."""
+    rows = [[c.claim, c.verdict, c.setting, c.measured, c.literature, c.rule] for c in claims]
+    columns = ["claim", "verdict", "setting", "measured", "literature", "rule"]
+    return Table(columns, rows, [False] * 6, prose=True)
 
 
 def statements_table(claims: list[Claim]) -> Table:
@@ -223,4 +225,6 @@ def statements_table(claims: list[Claim]) -> Table:
         else:
             tested = f"not tested here: needs {s.needs}"
         rows.append([str(s.number), s.text, tested])
-    return Table(["#", "statement of the study note", "verdicts in this sweep"], rows, [True, False, False])
+    return Table(
+        ["#", "statement of the study note", "verdicts in this sweep"], rows, [True, False, False], prose=True
+    )

@@ -43,6 +43,7 @@ class Table:
     columns: list[str]
     rows: list[list[str]]
     numeric: list[bool]
+    prose: bool = False  # cells of sentences: wrapped to the page's width instead of one line each
 
 
 @dataclass
@@ -107,11 +108,17 @@ h2 { font-size: 1.3em; margin-top: 1.8em; border-bottom: 1px solid #eee; }
 h3 { font-size: 1.1em; margin-bottom: .3em; }
 table { border-collapse: collapse; font-size: .88em; margin: .5em 0 1em; }
 th, td { border: 1px solid #d0d7de; padding: .3em .6em; white-space: nowrap; }
+table.prose { width: 100%; }
+table.prose td { white-space: normal; vertical-align: top; }
+table.prose td.verdict { white-space: nowrap; }
 th { background: #f3f5f7; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:nth-child(even) td { background: #fafbfc; }
 td.outcome-failed, td.outcome-diverged { color: #b00020; font-weight: 600; }
 td.outcome-interrupted { color: #a15c00; font-weight: 600; }
+td.verdict-holds { color: #1a7f37; font-weight: 600; }
+td.verdict-does { color: #b00020; font-weight: 600; }
+td.verdict-cannot { color: #57606a; font-weight: 600; }
 code { background: #f3f5f7; padding: .05em .3em; border-radius: 3px; font-size: .92em; }
 figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -128,6 +135,8 @@ def _html(text: Text) -> str:
 
 def _td(column: str, numeric: bool, value: str) -> str:
     classes = (["num"] if numeric else []) + (["outcome-" + value.split()[0]] if column == "outcome" else [])
+    if column == "verdict" and value:  # holds / does not hold / cannot tell, coloured
+        classes += ["verdict", "verdict-" + value.split()[0]]
     attr = f' class="{" ".join(classes)}"' if classes else ""
     return f"<td{attr}>{html.escape(value)}</td>"
 
@@ -141,7 +150,8 @@ def _html_block(block: Block) -> str:
         body = "".join(
             "<tr>" + "".join(map(_td, block.columns, block.numeric, row)) + "</tr>" for row in block.rows
         )
-        table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        kind = ' class="prose"' if block.prose else ""
+        table = f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         return f'<div class="table-wrap">{table}</div>'
     if isinstance(block, FigureFile):
         png = base64.b64encode(block.path.read_bytes()).decode("ascii")
