@@ -37,6 +37,7 @@ from actstudy.report.render import Bullets, Code, Document, FigureFile, Strong, 
 from actstudy.report.sensitivity import FILE_NAME as SENSITIVITY_FIGURE
 from actstudy.report.sensitivity import sensitivity_figure, sensitivity_table
 from actstudy.report.tables import AGGREGATE_LEGEND, RUNS_LEGEND, aggregate_table, key_numbers, run_table
+from actstudy.report.trouble import trouble_notes
 from actstudy.report.tuning import RULE, Tuning, instability_notes, tune
 
 if TYPE_CHECKING:  # at run time imported where it runs: it imports torch
@@ -158,7 +159,7 @@ def build_report(
     unknown = [a for a in sweep.activations() if a not in names]
     if unknown:
         notes.append(f"No function plot for unknown activation(s): {', '.join(unknown)}.")
-    notes += _run_notes(sweep) + instability_notes(sweep.runs, tuning)
+    notes += _run_notes(sweep) + instability_notes(sweep.runs, tuning) + trouble_notes(sweep.runs)
     claims = evaluate_claims(sweep.runs, tuning) if claims is None else claims
     summary, aggregate = key_numbers(shown), aggregate_table(shown)
     tuned = _tuned_section(tuning, out_dir) if tuning else None
