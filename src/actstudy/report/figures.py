@@ -411,7 +411,9 @@ def gradient_histograms(runs: list[RunData], path: Path) -> FigureFile | None:
             Code("histograms/histograms.npz"),
             " artifact, as in Glorot & Bengio (2010, Figs. 6-7); x is log10|g| on each side of 0 (the middle "
             "bin holds |g| < 1e-10): layers whose histograms sit nearer the middle than the layers above "
-            "them receive smaller gradients, the vanishing gradient.",
+            "them receive smaller gradients, the vanishing gradient. In a CNN the middle bin also holds "
+            "exact zeros that are no vanishing: of a layer that feeds a 2x2 max-pool, the 3 outputs of "
+            "every 4 that the pool drops get no gradient at all, so 3/4 of its values sit there.",
         ],
     )
 
