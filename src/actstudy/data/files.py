@@ -16,6 +16,7 @@ import torch
 
 from actstudy.data.raw import DatasetUnavailable, RawSplits
 from actstudy.errors import one_line
+from actstudy.paths import atomic_file
 
 CACHE_DIR = "actstudy-cache"
 
@@ -43,14 +44,12 @@ def load_cache(root: Path, name: str, shape: tuple[int, int, int], num_classes: 
 def save_cache(root: Path, name: str, raw: RawSplits) -> None:
     """Write the splits to dataset `name`'s cache atomically (temporary file, then `os.replace`), or warn."""
     path = cache_path(root, name)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({key: t.contiguous() for key, t in raw._asdict().items()}, tmp)
-        os.replace(tmp, path)
+        with atomic_file(path) as file:
+            torch.save({key: t.contiguous() for key, t in raw._asdict().items()}, file)
     except OSError as err:  # a read-only data folder still works, just without the cache
         warnings.warn(f"could not write dataset cache {path}: {one_line(err)}", stacklevel=2)
-        tmp.unlink(missing_ok=True)
 
 
 def download(urls: list[str], path: Path, md5: str | None) -> None:

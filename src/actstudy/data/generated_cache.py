@@ -9,10 +9,8 @@ folder that cannot be written (read-only home) only costs the generation.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import torch
 from torch import Tensor
 
 from actstudy.config.identity import digest
-from actstudy.paths import user_cache_dir
+from actstudy.paths import atomic_file, user_cache_dir
 
 log = logging.getLogger("actstudy")
 _in_process: dict[str, tuple[Tensor, ...]] = {}  # the latest parameters only: a sweep uses one data config
@@ -76,13 +74,10 @@ def _read(path: Path, params: dict[str, Any]) -> tuple[Tensor, ...] | None:
 
 def _write(path: Path, params: dict[str, Any], tensors: tuple[Tensor, ...]) -> None:
     """Write the cache file atomically; a folder that cannot be written is noted and skipped."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     state = {"params": params, "digest": _content_digest(tensors), "tensors": list(tensors)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with atomic_file(path) as file:
+            torch.save(state, file)
     except OSError as exc:
         log.info("not caching the generated data in %s (%s)", path.parent, exc.strerror or exc)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
