@@ -10,7 +10,7 @@ import yaml
 from PIL import Image
 
 from actstudy.monitor.histogram_file import ARTIFACT_DIR, FILE_NAME, read_histograms
-from tests.helpers import TINY, Sweep, run_cli
+from tests.helpers import TINY, Sweep, run_cli, slowed_env
 
 EXPECTED_NAMES = {f"{a}-d{d}-s0" for a in ("sigmoid", "relu") for d in (1, 2)}
 
@@ -200,7 +200,6 @@ def test_job_overrides_are_the_jobs_hydra_launches(tmp_path: Path, overrides: li
 
 
 def test_a_second_copy_of_a_running_sweep_stops_at_once_naming_the_first(tmp_path: Path):
-    import os
     import socket
     import subprocess
     import sys
@@ -212,9 +211,10 @@ def test_a_second_copy_of_a_running_sweep_stops_at_once_naming_the_first(tmp_pat
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep_dir = tmp_path / "sweep"
-    args = ["-m", *TINY, "activation=relu", "depth=1", "seed=0,1", "trainer.max_epochs=6",
-            f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    args = ["-m", *TINY, "activation=relu", "depth=1", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
+    # every step of the first copy sleeps until the second copy has been refused: a fast machine cannot
+    # finish the first sweep before the second is tried
+    env = {**slowed_env(tmp_path, 0.2), "MLFLOW_TRACKING_URI": uri}
     first = subprocess.Popen(
         [sys.executable, "-m", "actstudy.train", *args], cwd=tmp_path, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -223,8 +223,9 @@ def test_a_second_copy_of_a_running_sweep_stops_at_once_naming_the_first(tmp_pat
     while not (sweep_dir / SWEEP_FILE).exists():  # the first copy holds the sweep and made its parent
         assert first.poll() is None and time.time() < deadline, first.stderr.read()
         time.sleep(0.1)
-    assert first.poll() is None, "the first copy ended before the second was tried: make it longer"
+    assert first.poll() is None, first.stderr.read()[-3000:]
     second = run_cli("actstudy.train", args, cwd=tmp_path, uri=uri)
+    (tmp_path / "slow").unlink()
     assert second.returncode == 2, second.stderr[-2000:]
     assert second.stderr.strip() == (
         f"actstudy: error: sweep 'sweep' is already running (pid {first.pid} on {socket.gethostname()}); "
