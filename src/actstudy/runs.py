@@ -1,8 +1,9 @@
-"""`python -m actstudy.runs repair`: end runs left RUNNING by a dead process (`actstudy.jobs.repair`)."""
+"""`python -m actstudy.runs {list,repair}`: list sweeps and jobs, or end runs left RUNNING by a dead process
+(`actstudy.cli.runs`)."""
 
 import sys
 
-from actstudy.jobs.repair import main
+from actstudy.cli.runs import main
 
 if __name__ == "__main__":
     sys.exit(main())

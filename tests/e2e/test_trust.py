@@ -165,6 +165,7 @@ def test_a_password_on_a_command_line_or_in_the_config_is_refused_in_one_line(tm
         ("actstudy.train", [*JOB, f"tracking.uri={uri}"]),
         ("actstudy.report", ["--tracking-uri", uri]),
         ("actstudy.runs", ["repair", f"--tracking-uri={uri}"]),
+        ("actstudy.runs", ["list", "--tracking-uri", uri]),
     ]
     for module, args in commands:
         result = run_cli(module, args, cwd=tmp_path, uri=None)

@@ -1,5 +1,5 @@
-"""`python -m actstudy.runs repair`: end runs left RUNNING by a process that died (kill -9, lost node):
-jobs' runs and sweeps' parent runs alike.
+"""`python -m actstudy.runs repair` (`actstudy.cli.runs`): end runs left RUNNING by a process that died
+(kill -9, lost node): jobs' runs and sweeps' parent runs alike.
 
 A run records its host and pid as tags. On this host a run whose process is gone is ended FAILED with
 `actstudy.outcome=interrupted`; runs from other hosts are treated the same once they have logged
@@ -8,13 +8,10 @@ nothing for `--stale-minutes`. Re-running the job itself instead resumes the run
 
 from __future__ import annotations
 
-import argparse
 import socket
-import sys
 import time
 
-from actstudy import credentials, outcomes
-from actstudy.errors import TrackingUnavailable
+from actstudy import outcomes
 from actstudy.jobs.run_state import RunState
 
 
@@ -49,34 +46,3 @@ def repair(uri: str, experiment: str, stale_minutes: float, dry_run: bool) -> li
             if not dry_run:
                 tracking.end_run(client, run.info.run_id, outcomes.INTERRUPTED, "its process died", "FAILED")
     return ended
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
-    from actstudy.paths import default_tracking_uri
-
-    parser = argparse.ArgumentParser(prog="python -m actstudy.runs", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("repair", help="end runs whose process died as FAILED / interrupted")
-    rep.add_argument("--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI or mlruns/mlflow.db")
-    rep.add_argument("--experiment", default="actstudy")
-    rep.add_argument("--stale-minutes", type=float, default=60.0, help="for runs started on other hosts")
-    rep.add_argument("--dry-run", action="store_true", help="only list the runs that would be ended")
-    if problem := credentials.override_problem(sys.argv[1:] if argv is None else argv):
-        print(f"actstudy: error: {problem}", file=sys.stderr)
-        return 2
-    args = parser.parse_args(argv)
-    try:
-        ended = repair(
-            args.tracking_uri or default_tracking_uri(), args.experiment, args.stale_minutes, args.dry_run
-        )
-    except TrackingUnavailable as exc:
-        print(f"actstudy: error: {exc}", file=sys.stderr)
-        return 2
-    verb = "would end" if args.dry_run else "ended"
-    print(f"{verb} {len(ended)} run(s) left RUNNING by a dead process" + "".join(f"\n  {n}" for n in ended))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -189,7 +189,8 @@ def parse_param(text: str) -> Any:
     return text
 
 
-def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+def search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+    """Return every run of the experiment that matches `filter_string`, page by page (1,000 a page)."""
     runs: list[Run] = []
     token = None
     while True:
@@ -220,7 +221,7 @@ def find_parent_run_id(client: MlflowClient, experiment_id: str, sweep: str | No
     parents = f"tags.`{outcomes.KIND}` = '{outcomes.KIND_SWEEP}'"
     if sweep is not None:
         parents += f" and tags.`{outcomes.SWEEP_ID}` = '{sweep}'"
-    runs = _search_all(client, experiment_id, parents)
+    runs = search_all(client, experiment_id, parents)
     if runs:
         return max(runs, key=lambda r: r.info.start_time or 0).info.run_id
     if sweep is None:
@@ -296,10 +297,10 @@ def collect_sweep(client: MlflowClient, parent_run_id: str) -> SweepData:
     tags = dict(parent.data.tags)
     sweep_id = tags.get(outcomes.SWEEP_ID, parent_run_id)
     children = {
-        r.info.run_id: r for r in _search_all(client, exp_id, f"tags.`{outcomes.PARENT}` = '{parent_run_id}'")
+        r.info.run_id: r for r in search_all(client, exp_id, f"tags.`{outcomes.PARENT}` = '{parent_run_id}'")
     }
     if outcomes.SWEEP_ID in tags and "'" not in sweep_id:
-        for r in _search_all(client, exp_id, f"tags.`{outcomes.SWEEP_ID}` = '{sweep_id}'"):
+        for r in search_all(client, exp_id, f"tags.`{outcomes.SWEEP_ID}` = '{sweep_id}'"):
             if r.info.run_id != parent_run_id and r.data.tags.get(outcomes.KIND) != outcomes.KIND_SWEEP:
                 children.setdefault(r.info.run_id, r)
     runs = [_run_data(client, r) for r in latest_per_job(children.values())]
