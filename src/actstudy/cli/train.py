@@ -32,6 +32,7 @@ from actstudy.errors import (
     error_text,
     one_line_summary,
 )
+from actstudy.jobs import dry_run
 from actstudy.jobs.run_state import RunState
 from actstudy.jobs.sweep import SweepInfo, mark_sweep_interrupted
 from actstudy.paths import CONF_DIR, writable_problem
@@ -166,6 +167,12 @@ def output_problem(argv: list[str]) -> str | None:
 def cli() -> None:
     """The command line: check the overrides and the output folder (one line and exit 2), then run."""
     argv = sys.argv[1:]
+    if dry_run.FLAG in argv:
+        argv = [a for a in argv if a != dry_run.FLAG]
+        if not ("-m" in argv or "--multirun" in argv):
+            print(f"actstudy: error: {dry_run.FLAG} lists a sweep's jobs: add -m", file=sys.stderr)
+            sys.exit(2)
+        sys.argv = [sys.argv[0], *argv, dry_run.OVERRIDE]
     wrong = (
         credentials.override_problem(argv)
         or overrides.modes_problem(argv)

@@ -184,7 +184,11 @@ def job_states(sweep_dir: Path, jobs: list[str]) -> list[RunState]:
 
 
 class SweepCallback(Callback):
-    """Hydra callback: one MLflow parent run per multirun, report and failure summary at the end."""
+    """Hydra callback: one MLflow parent run per multirun, report and failure summary at the end; with
+    `dry_run`, only the list of the sweep's jobs (`actstudy.jobs.dry_run`)."""
+
+    def __init__(self, dry_run: bool = False) -> None:
+        self.dry_run = dry_run
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Check every job, lock the sweep folder, start (or continue) the parent run. Any failure stops
@@ -217,6 +221,13 @@ class SweepCallback(Callback):
                 print(f"actstudy: error: {line}", file=sys.stderr)
             print(f"actstudy: {len(errors)} job(s) have invalid config; nothing was run", file=sys.stderr)
             sys.exit(2)
+        if self.dry_run:
+            from actstudy.jobs.dry_run import job_lines
+
+            print(
+                "\n".join(job_lines(Path(config.hydra.sweep.dir).absolute(), job_overrides(config), resolved))
+            )
+            sys.exit(0)
         tracking_cfg = config.tracking
         uri = tracking.resolve_uri(tracking_cfg.uri)
         try:
