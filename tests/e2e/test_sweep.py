@@ -155,6 +155,9 @@ from actstudy.jobs.sweep import job_overrides, varying_keys
 
 
 class Expect(Callback):
+    def __init__(self, dry_run=False):  # the arguments of the callback it stands in for
+        pass
+
     def on_multirun_start(self, config, **kwargs):
         expected = {"jobs": job_overrides(config), "varying": varying_keys(config)}
         Path("expected.json").write_text(json.dumps(expected))
@@ -307,3 +310,29 @@ def test_a_sweep_that_cannot_start_stops_in_one_line_and_runs_no_job(tmp_path: P
     (parent,) = runs  # (was: a warning, then both jobs trained without a parent and the command exited 0)
     assert (parent.info.status, parent.data.tags["actstudy.outcome"]) == ("FAILED", "failed")
     assert parent.data.tags["actstudy.error"].startswith("the sweep could not start: IsADirectoryError")
+
+
+def test_each_job_ends_with_one_line_of_where_the_sweep_is_and_the_libraries_chatter_is_in_the_log_only(
+    tiny_sweep: Sweep,
+):
+    import re
+
+    out = tiny_sweep.result.stdout + tiny_sweep.result.stderr
+    lines = [line.split(" - ", 1)[1] for line in out.splitlines() if re.search(r" - job \d+/4 ", line)]
+    pattern = (
+        r"job (\d)/4 ((?:sigmoid|relu)-d[12]-s0): completed, test acc @best val (0\.\d{3}), "
+        r"first/last grad \S+ @0, \S+ @end, [\d.]+ s; sweep: (\d) of 4 done(, about [\d.]+ s left)?; "
+        r"log: (\S+/train\.log)$"
+    )
+    matched = [re.match(pattern, line) for line in lines]
+    assert len(lines) == 4 and all(matched), lines
+    assert [(m[1], m[4]) for m in matched] == [(str(i), str(i)) for i in range(1, 5)]  # in order, counted
+    assert [bool(m[5]) for m in matched] == [True, True, True, False]  # an estimate until the last
+    runs = {r.info.run_name: r for r in children(tiny_sweep)}
+    for m in matched:
+        assert m[3] == f"{runs[m[2]].data.metrics['test_best/acc']:.3f}"
+        log = Path(m[6])
+        log = log if log.is_absolute() else tiny_sweep.sweep_dir.parent / log  # relative to the command's cwd
+        assert "metric points written to MLflow run" in log.read_text()  # kept in the job's log file
+    for chatter in ("metric points written", "mlflow.system_metrics", "GPU available", "Restoring states"):
+        assert chatter not in out, chatter

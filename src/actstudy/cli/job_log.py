@@ -1,13 +1,16 @@
 """The job's console and log file, as Hydra's `job_logging` builds them (conf/config.yaml names these
-classes): the console shows each record without its traceback, the file (`<job folder>/train.log`) keeps
-it; a log file that cannot be written (a full disk) is said once, not as a `--- Logging error ---` block
-per record."""
+classes): the console shows actstudy's and Hydra's lines and every warning, each without its traceback;
+the file (`<job folder>/train.log`) keeps everything, MLflow's and Lightning's messages included; a log
+file that cannot be written (a full disk) is said once, not as a `--- Logging error ---` block per
+record."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
+
+from actstudy import logs
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -21,6 +24,20 @@ class ConsoleFormatter(logging.Formatter):
             return super().format(record)
         finally:
             record.exc_info, record.exc_text, record.stack_info = kept
+
+
+class ConsoleFilter(logging.Filter):
+    """What the console shows: warnings and errors from anyone; below that only actstudy's own lines (not
+    `actstudy.detail`'s) and Hydra's. MLflow's and Lightning's information goes to the log file only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return whether the console shows the record."""
+        if record.levelno >= logging.WARNING:
+            return True
+        name = record.name
+        if name == logs.DETAIL or name.startswith(logs.DETAIL + "."):
+            return False
+        return name in (logs.LOG, "HYDRA") or name.startswith(logs.LOG + ".")
 
 
 class JobLogFile(logging.FileHandler):

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from actstudy import metric_names, outcomes
+from actstudy import logs, metric_names, outcomes
 from actstudy.config.schema import ConfigError, JobSpec
 from actstudy.credentials import redact
 from actstudy.errors import TrackingUnavailable, first_line
@@ -174,7 +174,8 @@ class TrackedJob:
         }
         tracking.log_params_and_tags(client, self.run_id, {}, owner)
         self.state.save(spec.output_dir)
-        log.info(
+        # a sweep's job says its run in its end line and the sweep its link: the id goes to the log file
+        (logs.detail() if spec.sweep_id else log).info(
             "MLflow run %s (%s) in experiment '%s' at %s",
             spec.run_name,
             self.run_id,
@@ -274,14 +275,21 @@ class TrackedJob:
             self.figures.wait()
 
     def _describe(self, outcome: str) -> None:
-        """Write the run's description (its key numbers); a failure to do so only warns."""
+        """Write the run's description (its key numbers) and say the job's end line; a failure to write
+        the description only warns."""
+        from actstudy.jobs.progress import job_line, log_file
+        from actstudy.jobs.sweep import SweepInfo
         from actstudy.report.description import describe_run
 
         try:
             figure = self.figures.final if self.figures is not None else None
-            describe_run(self.client, self.run_id, outcome, figure)
+            run = describe_run(self.client, self.run_id, outcome, figure)
         except Exception as exc:
             log.warning("writing the description of run %s failed: %s", self.run_id, exc)
+            log.info("run %s ended: %s", self.spec.run_name, outcome)
+            return
+        sweep = SweepInfo.load(self.spec.output_dir.parent) if self.spec.sweep_id else None
+        log.info(job_line(run, sweep.jobs if sweep else [], self.spec.output_dir, log_file()))
 
     def _end(self, outcome: str, error: str | None = None, status: str | None = None) -> None:
         try:
@@ -296,5 +304,4 @@ class TrackedJob:
                 raise
         self.state.outcome, self.state.error = outcome, error
         self.state.save(self.spec.output_dir)
-        log.info("run %s ended: %s", self.spec.run_name, outcome)
         self._describe(outcome)  # after the end: a second Ctrl-C here leaves the run ended truthfully

@@ -39,8 +39,12 @@ def run_job(spec: JobSpec, world: World, concurrent_jobs: int = 1) -> float:
     error, or the failing rank's when rank 0 only saw a broken collective).
     """
     cfg = spec.cfg
-    if logging.getLogger().hasHandlers():  # Hydra's handlers print Lightning's messages: no duplicate
-        logging.getLogger("lightning").handlers.clear()
+    if logging.getLogger().hasHandlers():
+        # Hydra's handlers (conf/hydra/job_logging) take Lightning's and MLflow's messages: each library's
+        # own stream handler would print them a second time, past the console filter
+        for library in ("lightning", "mlflow"):
+            logging.getLogger(library).handlers.clear()
+            logging.getLogger(library).propagate = True
     job = TrackedJob(spec, tracking.resolve_uri(cfg.tracking.uri), world.size)
     # before anything expensive: a second identical command stops here; the folder is this process's
     # until the job has ended, however it ends

@@ -49,14 +49,15 @@ def run_note(run: RunData, figure_url: str | None = None) -> str:
     return for_mlflow(to_markdown(Document(run.name, facts, sections)))
 
 
-def describe_run(client: MlflowClient, run_id: str, outcome: str, figure: str | None = None) -> None:
+def describe_run(client: MlflowClient, run_id: str, outcome: str, figure: str | None = None) -> RunData:
     """Set a job run's description from its metrics in the store; `outcome` is how it is ending, `figure`
-    the artifact path of an image it shows."""
+    the artifact path of an image it shows. Return the run as the description read it."""
     run = collect_run(client, run_id)
     run.outcome = outcome
     # The UI's own artifact URL, relative: it works wherever the UI is served (a static prefix too).
     url = f"get-artifact?{urlencode({'path': figure, 'run_uuid': run_id})}" if figure else None
     client.set_tag(run_id, MLFLOW_RUN_NOTE, run_note(run, url))
+    return run
 
 
 def sweep_note(

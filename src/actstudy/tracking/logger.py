@@ -22,6 +22,7 @@ from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow.tracking import MlflowClient
 
+from actstudy import logs
 from actstudy.tracking.store import metric_points
 
 log = logging.getLogger("actstudy")
@@ -119,4 +120,4 @@ class MlflowRunLogger(Logger):
     @rank_zero_only
     def finalize(self, status: str) -> None:
         self.flush()
-        log.info("%d metric points written to MLflow run %s", self.points_written, self.run_id)
+        logs.detail().info("%d metric points written to MLflow run %s", self.points_written, self.run_id)
