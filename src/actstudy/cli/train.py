@@ -14,6 +14,7 @@ import math
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, cast
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -54,7 +55,8 @@ def job_spec(cfg: DictConfig) -> JobSpec:
     """Return the validated job description of the current Hydra job; raise ConfigError on bad input."""
     hc = HydraConfig.get()
     typed = parse_config(cfg)
-    resolved = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
+    container = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))  # the root: string keys
+    resolved = {k: v for k, v in container.items() if k != "hydra"}
     sweep = SweepInfo.load(Path(hc.sweep.dir)) if hc.mode == RunMode.MULTIRUN else None
     named = ("activation", "depth", "seed")
     varying = [o for o in hc.overrides.task if sweep and o.split("=")[0] in sweep.varying_keys]
@@ -116,7 +118,8 @@ def main(cfg: DictConfig) -> float:
         distributed.check_devices(spec.cfg, world)
         from actstudy.jobs.runner import run_job
 
-        return run_job(spec, world, concurrent_jobs(hc) if multirun else 1)
+        # HydraConfig.get() is typed as the HydraConf dataclass; it returns the DictConfig of it
+        return run_job(spec, world, concurrent_jobs(cast(DictConfig, hc)) if multirun else 1)
     except USER_ERRORS as exc:
         print(f"actstudy: error: {exc}", file=sys.stderr)
         if world is not None:  # SLURM's other tasks of this job wait for rank 0: tell them to stop

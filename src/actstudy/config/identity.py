@@ -11,7 +11,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -72,12 +72,12 @@ def sweep_fingerprint(overrides: list[str]) -> str:
 
 def _job_folder_resolver(*, _root_: DictConfig) -> str:
     """`${actstudy_job_folder:}`: the job folder of the config being composed (Hydra's run/sweep subdir)."""
-    resolved = {}
+    resolved: dict[str, Any] = {}
     for key in _root_:
         if key == "hydra":
             continue
         node = _root_[key]
-        resolved[key] = (
+        resolved[cast(str, key)] = (  # a config's root keys are strings
             OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
         )
     return job_folder(resolved)

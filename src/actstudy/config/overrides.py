@@ -10,8 +10,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actstudy.paths import CONF_DIR
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
 
 
 def _nearest(word: str, candidates: Iterable[str]) -> str:
@@ -166,7 +170,7 @@ def problem(argv: list[str], config_name: str = "config", conf_dir: Path = CONF_
     return None
 
 
-def _values(o: object) -> list[str]:
+def _values(o: Override) -> list[str]:
     """Return the option names a group override picks (a sweep's, too); [] when they cannot be listed."""
     if not o.is_sweep_override():
         value = o.value()
@@ -174,7 +178,7 @@ def _values(o: object) -> list[str]:
     return _sweep_values(o)
 
 
-def _sweep_values(o: object) -> list[str]:
+def _sweep_values(o: Override) -> list[str]:
     if not o.is_sweep_override():
         return []
     try:

@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 import math
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -106,6 +107,7 @@ class DataConfig:
                         f"data.{key}=null: {self.name} images are generated; say how many "
                         f"(e.g. data.{key}=1000)"
                     )
+            assert self.train_size is not None  # the loop above raised for None
             generated = self.train_size + self.val_size
             if generated > MAX_GENERATED:
                 raise ConfigError(
@@ -472,7 +474,8 @@ class JobSpec:
 def parse_config(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Return the validated, typed `RunConfig` for a composed config; raise `ConfigError` on bad input."""
     if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=True)
+        # the composed config's root is a mapping with string keys
+        cfg = typing.cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
     cfg = {k: v for k, v in cfg.items() if k != "hydra"}
     return build(RunConfig, cfg, "")
 
@@ -493,7 +496,7 @@ def defaults(cls: type = RunConfig) -> dict[str, Any]:
     return tree
 
 
-def run_name(activation: str, depth: Any, seed: Any, varying: list[str] = ()) -> str:
+def run_name(activation: str, depth: Any, seed: Any, varying: Sequence[str] = ()) -> str:
     """Return the run name `<activation>-d<depth>-s<seed>[_<key=value of the other keys the sweep varies>]`.
 
     Constant overrides stay out of the name (they are params and the sweep's tags), so names stay short.

@@ -18,7 +18,7 @@ from actstudy.errors import ConfigError
 ARGUMENTS = "arguments"  # the field that holds a `_target_` node's own arguments (its other keys)
 
 
-def build(cls: type, node: Any, prefix: str) -> Any:
+def build(cls: type[Any], node: Any, prefix: str) -> Any:
     """Return dataclass `cls` built from the mapping `node` (keys under `prefix`), converted and checked."""
     if not isinstance(node, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {node!r}")
@@ -76,7 +76,7 @@ def target_arguments(
         if name not in parameters and not takes_any:
             raise ConfigError(f"{prefix}_target_={target}: does not take '{name}', which actstudy passes")
     try:
-        hints = typing.get_type_hints(built.__init__ if isinstance(built, type) else built)
+        hints = typing.get_type_hints(built.__init__ if inspect.isclass(built) else built)
     except Exception:  # an annotation that does not resolve: leave the values untyped
         hints = {}
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
@@ -108,8 +108,8 @@ def convert(tp: Any, value: Any, key: str) -> Any:
                 return value
             raise ConfigError(f"{key}={value!r}: must be a number")
         return convert(args[0], value, key)
-    if dataclasses.is_dataclass(tp):
-        return build(tp, value, key + ".")
+    if dataclasses.is_dataclass(tp):  # a type hint names the dataclass itself, never an instance of it
+        return build(typing.cast(type, tp), value, key + ".")
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -81,4 +81,6 @@ def read_shapes(train_size: int, test_size: int, seed: int) -> RawSplits:
 
 def read(data: DataConfig) -> RawSplits:
     """Return the `shapes` splits `data` asks for (conf/data/shapes.yaml's `_target_`)."""
+    # DataConfig.check: a generated data set (no train_images) must say both sizes
+    assert data.train_size is not None and data.test_size is not None
     return read_shapes(data.train_size + data.val_size, data.test_size, data.generator_seed)

@@ -4,7 +4,7 @@ nothing is run, no folder is made and the tracking store is not touched."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ def what_it_would_do(state: RunState | None) -> str:
     return f"resume ({state.outcome or 'its process died'})"
 
 
-def job_lines(sweep_dir: Path, jobs: list[list[str]], resolved: list[Mapping[str, Any]]) -> list[str]:
+def job_lines(sweep_dir: Path, jobs: list[list[str]], resolved: Sequence[Mapping[str, Any]]) -> list[str]:
     """Return the listing: a heading, then per job (its overrides in `jobs`, its config in `resolved`) its
     number, name, what it would do, folder and overrides."""
     rows = []

@@ -114,51 +114,58 @@ class TrackedJob:
             == (spec.fingerprint, redact(self.uri), spec.cfg.tracking.experiment)
             and tracking.run_exists(self._client(), previous.run_id)
         )
-        if same and mode != "false" and previous.outcome in outcomes.SUCCESSFUL:
-            if mode == "true":
-                raise ConfigError(
-                    f"resume=true but this job's run {previous.run_id} has finished ({previous.outcome}); "
-                    "resume=false trains it again as a new run"
-                )
-            return Start(finished=previous, previous=previous)
-        checkpoint = self.checkpoints_of(previous.run_id) / LAST_CHECKPOINT if same else None
-        resumable = (
-            same
-            and mode != "false"  # a new run: the checkpoint is not read at all
-            and previous.outcome in outcomes.RESUMABLE
-            and checkpoint.exists()
-            and checkpoint_fingerprint(checkpoint) == spec.fingerprint
-        )
-        if mode == "true" and not resumable:
+        resume_from, kept = None, None
+        if same:
+            assert previous is not None and previous.run_id is not None  # what `same` checked first
+            if mode != "false" and previous.outcome in outcomes.SUCCESSFUL:
+                if mode == "true":
+                    raise ConfigError(
+                        f"resume=true but this job's run {previous.run_id} has finished "
+                        f"({previous.outcome}); resume=false trains it again as a new run"
+                    )
+                return Start(finished=previous, previous=previous)
+            checkpoint = self.checkpoints_of(previous.run_id) / LAST_CHECKPOINT
+            if (
+                mode != "false"  # a new run: the checkpoint is not read at all
+                and previous.outcome in outcomes.RESUMABLE
+                and checkpoint.exists()
+                and checkpoint_fingerprint(checkpoint) == spec.fingerprint
+            ):
+                resume_from = checkpoint
+            kept = previous
+        if mode == "true" and resume_from is None:
             raise ConfigError(
                 "resume=true but there is no unfinished run of this config with a checkpoint in "
                 f"{spec.output_dir}"
             )
-        return Start(
-            resume_from=checkpoint if resumable else None,
-            previous=previous if same else None,
-        )
+        return Start(resume_from=resume_from, previous=kept)
 
     def open(self, start: Start) -> None:
         """Continue the decided run or create a new one; record it in the state file; make its logger."""
         spec, cfg, client = self.spec, self.spec.cfg, self._client()
         experiment_id = tracking.experiment_id(client, cfg.tracking.experiment)
         logged: dict[str, int] = {}
+        previous = start.previous  # from decide: only a run with a run id is kept as the previous one
         if start.resume_from is not None:
-            self.run_id = start.previous.run_id
+            assert previous is not None and previous.run_id is not None  # decide resumes only that run
+            self.run_id = previous.run_id
             logged = tracking.last_logged_steps(client, self.run_id)
             client.update_run(self.run_id, status="RUNNING")
             tracking.delete_tags(client, self.run_id, [outcomes.OUTCOME, outcomes.ERROR])
             last = max((s for k, s in logged.items() if not k.startswith("system/")), default=-1)
             log.info("resuming run %s from %s (logged through step %d)", self.run_id, start.resume_from, last)
         else:
-            if start.previous is not None and start.previous.outcome is None:  # died; cannot continue
-                why = "the process died; not resumed"
-                tracking.end_run(client, start.previous.run_id, outcomes.INTERRUPTED, why, "FAILED")
+            previous_id = None
+            if previous is not None:
+                assert previous.run_id is not None  # see above
+                previous_id = previous.run_id
+                if previous.outcome is None:  # died; cannot continue
+                    why = "the process died; not resumed"
+                    tracking.end_run(client, previous_id, outcomes.INTERRUPTED, why, "FAILED")
             self.run_id = self._create_run(client, experiment_id)
-            if start.previous is not None:
+            if previous_id is not None:
                 superseded = {outcomes.SUPERSEDED_BY: self.run_id}
-                tracking.log_params_and_tags(client, start.previous.run_id, {}, superseded)
+                tracking.log_params_and_tags(client, previous_id, {}, superseded)
         self.state = RunState(
             self.run_id,
             spec.run_name,
@@ -200,7 +207,7 @@ class TrackedJob:
 
     def recorded_val_acc(self, run_id: str) -> float:
         """Return the last val/acc a finished run recorded (NaN if none)."""
-        return self.client.get_run(run_id).data.metrics.get(metric_names.VAL_ACC, math.nan)
+        return self._client().get_run(run_id).data.metrics.get(metric_names.VAL_ACC, math.nan)
 
     def _create_run(self, client: MlflowClient, experiment_id: str) -> str:
         spec = self.spec
@@ -232,8 +239,9 @@ class TrackedJob:
         if result.diverged_step is not None:
             extra[outcomes.DIVERGED_STEP] = str(result.diverged_step)
         self._flush()
+        assert self.figures is not None  # made by open
         self.figures.finish()  # after the last step: off the hot path
-        tracking.log_params_and_tags(self.client, self.run_id, {}, extra)
+        tracking.log_params_and_tags(self._client(), self.run_id, {}, extra)
         cfg = self.spec.cfg
         if (
             result.outcome != outcomes.INTERRUPTED
@@ -241,7 +249,7 @@ class TrackedJob:
             and self.last_checkpoint.exists()
         ):
             checkpoint = str(self.last_checkpoint)
-            self.client.log_artifact(self.run_id, checkpoint, "checkpoints")
+            self._client().log_artifact(self.run_id, checkpoint, "checkpoints")
         self._end(result.outcome)
 
     def fail(self, outcome: str, error: str | None, status: str | None = None) -> None:
@@ -252,7 +260,7 @@ class TrackedJob:
         """
         if self.state is None:  # opening failed: end the run if it was created
             if self.run_id:
-                tracking.end_run(self.client, self.run_id, outcome, error, status)
+                tracking.end_run(self._client(), self.run_id, outcome, error, status)
             return
         try:
             self._flush()
@@ -283,7 +291,7 @@ class TrackedJob:
 
         try:
             figure = self.figures.final if self.figures is not None else None
-            run = describe_run(self.client, self.run_id, outcome, figure)
+            run = describe_run(self._client(), self.run_id, outcome, figure)
         except Exception as exc:
             log.warning("writing the description of run %s failed: %s", self.run_id, exc)
             log.info("run %s ended: %s", self.spec.run_name, outcome)
@@ -292,11 +300,12 @@ class TrackedJob:
         log.info(job_line(run, sweep.jobs if sweep else [], self.spec.output_dir, log_file()))
 
     def _end(self, outcome: str, error: str | None = None, status: str | None = None) -> None:
+        assert self.state is not None  # made by open: a run is ended here only once it has its state
         try:
             self._stop_recorders()
         finally:
             try:
-                tracking.end_run(self.client, self.run_id, outcome, error, status)
+                tracking.end_run(self._client(), self.run_id, outcome, error, status)
             except TrackingUnavailable as exc:  # the server stayed down: only the state file can tell
                 self.state.outcome = outcomes.FAILED
                 self.state.error = f"{error or outcome}; its MLflow run could not be ended: {exc}"

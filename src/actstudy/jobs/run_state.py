@@ -12,6 +12,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from actstudy.config.schema import ConfigError
 from actstudy.errors import first_line
@@ -93,7 +94,7 @@ class FolderLock:
     def __init__(self, folder: Path, what: str = "job"):
         self.path = folder / ".actstudy.lock"
         self.what = what  # "job", or "sweep" for a sweep's folder
-        self._file = None
+        self._file: IO[str] | None = None
 
     def acquire(self, name: str) -> None:
         """Take the lock, or raise ConfigError naming the process that holds it."""
@@ -127,6 +128,6 @@ class FolderLock:
         self.release()
 
 
-def current_owner() -> dict[str, object]:
+def current_owner() -> dict[str, Any]:
     """Return the host and pid fields that identify this process as a run's owner."""
     return {"host": socket.gethostname(), "pid": os.getpid()}

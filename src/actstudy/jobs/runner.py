@@ -90,6 +90,7 @@ def _train_and_record(
     try:
         job.open(start)
         used = {outcomes.THREADS_USED: str(torch.get_num_threads())}  # a tag: a resumed attempt may differ
+        assert job.client is not None  # job.open opened the store
         tracking.log_params_and_tags(job.client, job.run_id, {}, used)
         if rendezvous is not None:
             digest = distributed.config_digest(spec.resolved)
@@ -132,6 +133,7 @@ def _keep_finished(
         f"({finished.outcome}); resume=false trains it again as a new run",
         file=sys.stderr,
     )
+    assert finished.run_id is not None  # TrackedJob.decide keeps only a run that has one
     return job.recorded_val_acc(finished.run_id)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
@@ -114,7 +114,8 @@ def check_jobs(config: DictConfig, config_name: str) -> tuple[list[str], list[di
         try:
             composed = compose(config_name=config_name, overrides=overrides)
             parse_config(composed)
-            resolved.append(OmegaConf.to_container(composed, resolve=True))
+            # a composed config's root is a mapping with string keys
+            resolved.append(cast(dict[str, Any], OmegaConf.to_container(composed, resolve=True)))
         except ConfigError as exc:
             errors.append(f"job [{' '.join(overrides)}]: {exc}")
         except Exception as exc:  # Hydra's own errors (unknown group option, bad override syntax)
@@ -245,9 +246,12 @@ class SweepCallback(Callback):
         experiment_id = tracking.experiment_id(client, tracking_cfg.experiment)
         previous = SweepInfo.load(sweep_dir)
         this = identity.sweep_identity([identity.job_fingerprint(r) for r in resolved])
-        same = previous is not None and (previous.tracking_uri, previous.identity) == (redact(uri), this)
         tune = {outcomes.TUNE: ",".join(config.report.tune)}
-        if same and tracking.run_exists(client, previous.parent_run_id):  # the same sweep, re-run
+        if (  # the same sweep, re-run
+            previous is not None
+            and (previous.tracking_uri, previous.identity) == (redact(uri), this)
+            and tracking.run_exists(client, previous.parent_run_id)
+        ):
             client.update_run(previous.parent_run_id, status="RUNNING")
             self._parent = (uri, previous.parent_run_id)
             tracking.log_params_and_tags(client, previous.parent_run_id, {}, owner_tags() | tune)
@@ -257,7 +261,8 @@ class SweepCallback(Callback):
             )
             return
         sweep_id = f"{sweep_dir.name}-{uuid.uuid4().hex[:4]}"
-        overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task))
+        task = cast(list[str], OmegaConf.to_container(config.hydra.overrides.task))  # Hydra's: strings
+        overrides = " ".join(task)
         tags = {
             # "sweep-<fingerprint>-<4 hex>" for the default folder (was "sweep-sweep-..."), else sweep-<id>
             outcomes.RUN_NAME: sweep_id if sweep_id.startswith("sweep-") else f"sweep-{sweep_id}",

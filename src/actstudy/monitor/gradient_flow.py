@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol, cast
 
 import lightning as L
 import numpy as np
@@ -157,6 +157,19 @@ def activation_stats(
     return dict(zip(measures.families, values, strict=True))
 
 
+class MonitoredModule(Protocol):
+    """What the monitor asks of the LightningModule it watches (see above)."""
+
+    def hidden_layers(self) -> list[tuple[nn.Module, nn.Module]]: ...
+
+    def hidden_biases(self) -> list[Tensor | None]: ...
+
+
+def _weight(layer: nn.Module) -> Tensor:
+    # a weight layer's `weight` is a Parameter; nn.Module's attribute lookup is typed Tensor | Module
+    return cast(Tensor, layer.weight)
+
+
 def _norms(tensors: list[Tensor]) -> Tensor:
     """Return the L2 norm of each tensor as one 1-d tensor, on the tensors' device (no host sync)."""
     return torch.stack([torch.linalg.vector_norm(t) for t in tensors])
@@ -177,7 +190,7 @@ class GradientFlowMonitor(L.Callback):
         self._act_hist: dict[int, Tensor] = {}
         self._grad_hist: dict[int, Tensor] = {}
         self._samples: dict[tuple[int, int, torch.device], Tensor | None] = {}
-        self._grad_stats: list[Tensor] = []
+        self._grad_stats: tuple[Tensor, Tensor, Tensor | None] | tuple[()] = ()  # weight L2, RMS, bias L2
         self._weights_before: list[Tensor] = []
         self._initial_weights: list[Tensor] | None = None  # W_0, from step 0 or the checkpoint
         self._last_logged: int | None = None
@@ -191,7 +204,7 @@ class GradientFlowMonitor(L.Callback):
 
     @staticmethod
     def _layers(pl_module: L.LightningModule) -> list[tuple[nn.Module, nn.Module]]:
-        return pl_module.hidden_layers()
+        return cast(MonitoredModule, pl_module).hidden_layers()
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int):
         step = trainer.global_step
@@ -237,8 +250,8 @@ class GradientFlowMonitor(L.Callback):
             return
         self._remove_hooks()  # the forward pass of this step is over
         layers = self._layers(pl_module)
-        weights = [layer.weight for layer, _ in layers]
-        biases = [b for b in pl_module.hidden_biases() if b is not None]
+        weights = [_weight(layer) for layer, _ in layers]
+        biases = [b for b in cast(MonitoredModule, pl_module).hidden_biases() if b is not None]
         grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
         grads += [b.grad if b.grad is not None else torch.zeros_like(b) for b in biases]
         norms = _norms(grads)
@@ -246,7 +259,7 @@ class GradientFlowMonitor(L.Callback):
         sizes = torch.tensor([w.numel() for w in weights], device=weight_l2.device, dtype=weight_l2.dtype)
         weight_rms = weight_l2 / sizes.sqrt()
         bias_l2 = norms[len(weights) :] if biases else None
-        self._grad_stats = [weight_l2, weight_rms, bias_l2]
+        self._grad_stats = (weight_l2, weight_rms, bias_l2)
         self._weights_before = [w.detach().clone() for w in weights]
         if self._initial_weights is None and self._step == 0:
             self._initial_weights = list(self._weights_before)  # never changed in place: shared, not copied
@@ -268,7 +281,7 @@ class GradientFlowMonitor(L.Callback):
         step, self._step = self._step, None
         if not self._grad_stats:  # the optimiser step was skipped (e.g. no gradients)
             return
-        weights = [layer.weight.detach() for layer, _ in self._layers(pl_module)]
+        weights = [_weight(layer).detach() for layer, _ in self._layers(pl_module)]
         delta = _norms([w - b for w, b in zip(weights, self._weights_before, strict=True)])
         before = _norms(self._weights_before)
         weight_l2, weight_rms, bias_l2 = self._grad_stats
@@ -311,7 +324,7 @@ class GradientFlowMonitor(L.Callback):
             offset += layers * a_bins
             grad = [host[offset + i * g_bins : offset + (i + 1) * g_bins] for i in range(layers)]
             self.histograms.add(step, act, grad)
-        self._grad_stats, self._weights_before = [], []
+        self._grad_stats, self._weights_before = (), []
         self._act_hist, self._grad_hist = {}, {}
         self._last_logged = step
         for logger in trainer.loggers:

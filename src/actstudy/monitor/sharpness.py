@@ -10,13 +10,16 @@ it runs every `every_n_steps` steps only, on rank 0, and changes nothing of trai
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
 from actstudy import metric_names as mn
+
+if TYPE_CHECKING:
+    from actstudy.training.module import ClassifierModule
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -60,7 +63,8 @@ def _power_iteration(operator: Callable[[list[Tensor]], list[Tensor]], v: list[T
     quotient = torch.zeros((), device=v[0].device, dtype=v[0].dtype)
     for _ in range(steps):
         av = operator(v)
-        quotient = sum((a * b).sum() for a, b in zip(v, av, strict=True))
+        # sum() starts from 0, and 0 + a tensor is a tensor (v is never empty)
+        quotient = cast(Tensor, sum((a * b).sum() for a, b in zip(v, av, strict=True)))
         v = _normalised(av)
     return quotient
 
@@ -98,7 +102,8 @@ class SharpnessMonitor(L.Callback):
         if self._batch is None:
             self._batch = (batch[0].detach().clone(), batch[1].detach().clone())
         x, y = (t.to(batch[0].device) for t in self._batch)
-        sharpness = top_hessian_eigenvalue(pl_module.model, pl_module.loss_fn, x, y, self.iterations, step)
+        module = cast("ClassifierModule", pl_module)  # the module actstudy trains (training.trainer)
+        sharpness = top_hessian_eigenvalue(module.model, module.loss_fn, x, y, self.iterations, step)
         lr = trainer.optimizers[0].param_groups[0]["lr"]
         self._last_logged = step
         metrics = {mn.CURV_SHARPNESS: sharpness.item(), mn.CURV_TWO_OVER_LR: 2.0 / lr}

@@ -213,8 +213,8 @@ class Rendezvous:
             slurm = lightning_environment()
             host, port = slurm.main_address, slurm.main_port
         elif world.started_by == "rank0-child":
-            host, port = os.environ[RENDEZVOUS_ENV].rsplit(":", 1)
-            port = int(port)
+            host, port_text = os.environ[RENDEZVOUS_ENV].rsplit(":", 1)
+            port = int(port_text)
         else:
             host, port = "127.0.0.1", 0  # rank 0 picks a free port and tells the ranks it starts
         timeout = timedelta(seconds=PLAN_TIMEOUT_S)

@@ -8,12 +8,12 @@ import datetime as dt
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import PIL.Image
 from mlflow.tracking import MlflowClient
@@ -33,7 +33,17 @@ from actstudy.report.collect import ReportError, SweepData, collect_sweep
 from actstudy.report.description import describe_sweep
 from actstudy.report.figures import metric_figures
 from actstudy.report.histogram_compare import IMAGE_KEY, distribution_figures
-from actstudy.report.render import Bullets, Code, Document, FigureFile, Strong, Text, to_html, to_markdown
+from actstudy.report.render import (
+    Block,
+    Bullets,
+    Code,
+    Document,
+    FigureFile,
+    Strong,
+    Text,
+    to_html,
+    to_markdown,
+)
 from actstudy.report.sensitivity import FILE_NAME as SENSITIVITY_FIGURE
 from actstudy.report.sensitivity import sensitivity_figure, sensitivity_table
 from actstudy.report.tables import AGGREGATE_LEGEND, RUNS_LEGEND, aggregate_table, key_numbers, run_table
@@ -67,7 +77,7 @@ def measured_step_cost(sweep: SweepData, pool: Executor | None = None) -> StepCo
     return pool.submit(_step_cost, setting).result() if pool is not None else _step_cost(setting)
 
 
-def _step_cost(setting: dict[str, int]) -> StepCost:
+def _step_cost(setting: dict[str, Any]) -> StepCost:
     from actstudy.report.step_cost import measure_step_cost
 
     return measure_step_cost(**setting)
@@ -105,7 +115,7 @@ def _meta(sweep: SweepData) -> list[Text]:
 def _tuned_section(tuning: Tuning, out_dir: Path) -> list:
     figure = sensitivity_figure(tuning, out_dir / SENSITIVITY_FIGURE)
     keys = [part for k in tuning.keys for part in (", ", Code(k))][1:]
-    intro: Text = ["This sweep tunes ", *keys, ": each setting is compared at the value its validation "]
+    intro: list[str] = ["This sweep tunes ", *keys, ": each setting is compared at the value its validation "]
     intro += ["accuracy picks, and every claim, key number and summary figure uses that value's runs (the "]
     intro += [f"table of runs lists all). {RULE}"]
     return [intro, sensitivity_table(tuning)] + ([figure] if figure else [])
@@ -159,11 +169,11 @@ def build_report(
     unknown = [a for a in sweep.activations() if a not in names]
     if unknown:
         notes.append(f"No function plot for unknown activation(s): {', '.join(unknown)}.")
-    notes += _run_notes(sweep) + instability_notes(sweep.runs, tuning) + trouble_notes(sweep.runs)
+    notes += [*_run_notes(sweep), *instability_notes(sweep.runs, tuning), *trouble_notes(sweep.runs)]
     claims = evaluate_claims(sweep.runs, tuning) if claims is None else claims
     summary, aggregate = key_numbers(shown), aggregate_table(shown)
     tuned = _tuned_section(tuning, out_dir) if tuning else None
-    sections = {  # heading: blocks, or None to leave the section out
+    sections: dict[str, Sequence[Block] | None] = {  # heading: blocks, or None to leave the section out
         "Claims": [claims_table(claims), CLAIMS_LEGEND] if claims else None,
         "Statements of the study note": [statements_table(claims), STATEMENTS_LEGEND],
         "Tuned selection": tuned,

@@ -10,7 +10,8 @@ row carries the picked values.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from actstudy import outcomes
 from actstudy.report import claim_registry as registry
@@ -69,7 +70,7 @@ def evaluate_claims(
     rows: list[Claim] = []
     for values, members in by_setting.items():
         setting, picked = setting_text(values, factors), tuning.picked_values(members[0]) if tuning else {}
-        if picked:
+        if tuning and picked:  # picked is {} without tuning
             setting += f" (tuned: {tuning.text(picked)})"
         for entry in registry.GROUP_CLAIMS:
             if entry.applies(members[0]) and (tested := entry.test(members)) is not None:
@@ -130,14 +131,18 @@ def _comparisons(by_setting: Groups, factors: list[tuple[str, str]], tuning: Tun
             value = {arm: _arm_value(entry, ended[arm], measure) for arm in ordered}
             a, b = value[higher], value[lower]
             verdict = above(a, b) if a is not None and b is not None else CANNOT_TELL
-            shown = sorted(ordered, key=lambda arm: number(arm) if number(arm) is not None else 0.0)
+            shown = sorted(ordered, key=lambda arm: n if (n := number(arm)) is not None else 0.0)
             picked = {arm: tuning.picked_values(arms[arm][0]) for arm in shown} if tuning else {}
             parts = "; ".join(
                 f"{entry.factor}={arm}{_tuned_text(tuning, picked.get(arm))} {_text(value[arm])}"
                 f"{diverged_text(arms[arm])}"
                 for arm in shown
             )
-            tuned = {k: {arm: picked[arm].get(k) for arm in shown} for k in tuning.keys} if picked else {}
+            tuned = (
+                {k: {arm: picked[arm].get(k) for arm in shown} for k in tuning.keys}
+                if tuning and picked
+                else {}
+            )
             rule = (
                 f"{registry.SEPARATE} ({entry.factor}={higher} above {entry.factor}={lower}; over seeds: 2+ "
             )
@@ -160,7 +165,8 @@ def _arms(entry: registry.Comparison, arms: dict[str, list[RunData]]) -> tuple[s
     """Return the (higher, lower) arms a comparison compares among `arms`, None if it has not both."""
     if entry.arms is not None:
         return entry.arms if all(a in arms for a in entry.arms) else None
-    numeric = sorted((arm for arm in arms if number(arm) is not None), key=number)  # a missing param ("?")
+    by_number = cast(Callable[[str], float], number)  # a float for every arm kept: those that are numbers
+    numeric = sorted((arm for arm in arms if number(arm) is not None), key=by_number)  # a missing param ("?")
     if len(numeric) < 2:  # is no arm
         return None
     return (numeric[-1], numeric[0]) if entry.larger_is_higher else (numeric[0], numeric[-1])

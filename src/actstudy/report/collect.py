@@ -127,7 +127,7 @@ class RunData:
 
     def missing(self) -> list[str]:
         """Return human-readable names of metrics the report expects but this run lacks."""
-        expected = (mn.VAL_ACC, mn.TEST_ACC, mn.GRAD_FIRST_TO_LAST)
+        expected: tuple[str, ...] = (mn.VAL_ACC, mn.TEST_ACC, mn.GRAD_FIRST_TO_LAST)
         if self.outcome == outcomes.DIVERGED:  # stopped at its non-finite loss: never tested
             expected = (mn.VAL_ACC, mn.GRAD_FIRST_TO_LAST)
         gaps = [k for k in expected if not self.series(k)]
@@ -149,6 +149,12 @@ class RunData:
         if depth is None:
             gaps.append("param depth")
         return gaps
+
+
+def histograms_of(run: RunData) -> Histograms:
+    """Return the histograms of a run that has them (the histogram figures keep only such runs)."""
+    assert run.histograms is not None
+    return run.histograms
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from mlflow.tracking import MlflowClient
@@ -72,13 +73,13 @@ def sweep_note(
 
     Within `limit` characters: the runs table goes first, then claims from the end, each time saying so.
     """
-    facts = [f"Full report with figures: [report.html]({report_link})"]
+    lines = [f"Full report with figures: [report.html]({report_link})"]
     if tuning:
-        facts.append(
+        lines.append(
             f"Tuned comparison: {', '.join(tuning.keys)} picked per setting by validation accuracy "
             "(the report's Tuned selection has the sensitivity table)"
         )
-    facts = Bullets(facts)
+    facts = Bullets(lines)
     picked = tuning.runs(sweep.runs) if tuning else None
     full = claims_table(claims)
     # Without the rule column (long; the report has it).
@@ -88,12 +89,16 @@ def sweep_note(
     runs = [run_table(sweep, picked)] if sweep.runs else []
     runs_cut = ["The table of runs is in the report."] if sweep.runs else []
     candidates = [(len(table.rows), runs)] + [(n, runs_cut) for n in range(len(table.rows), -1, -1)]
-    for shown, runs_blocks in candidates:
-        left_out = len(table.rows) - shown
-        claim_blocks = ([Table(table.columns, table.rows[:shown], table.numeric)] if shown else []) + (
+    for n_shown, runs_blocks in candidates:
+        left_out = len(table.rows) - n_shown
+        claim_blocks = ([Table(table.columns, table.rows[:n_shown], table.numeric)] if n_shown else []) + (
             [f"{left_out} more claim(s) in the report."] if left_out else []
         )
-        sections = {"Claims": claim_blocks, "Key numbers": numbers, "Runs": runs_blocks}
+        sections: dict[str, Sequence[Block]] = {
+            "Claims": claim_blocks,
+            "Key numbers": numbers,
+            "Runs": runs_blocks,
+        }
         doc = Document(f"actstudy sweep {sweep.sweep_id}", facts, {k: v for k, v in sections.items() if v})
         text = for_mlflow(to_markdown(doc))
         if len(text) <= limit:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -39,7 +40,7 @@ class Margins:
     hgap: float = 0.45
 
 
-def axes_grid(fig: Figure, nrows: int, ncols: int, margins: Margins, **subplots_kw: object) -> np.ndarray:
+def axes_grid(fig: Figure, nrows: int, ncols: int, margins: Margins, **subplots_kw: Any) -> np.ndarray:
     """Return an (nrows, ncols) array of the axes added to `fig`, placed with `margins`.
 
     `subplots_kw` goes to `Figure.subplots` (`sharex`, `sharey`, ...).

@@ -28,7 +28,7 @@ from actstudy.metric_names import (
     VAL_ACC,
     layer_key,
 )
-from actstudy.report.collect import RunData, SweepData
+from actstudy.report.collect import RunData, SweepData, histograms_of
 from actstudy.report.figure_grid import (
     Margins,
     axes_grid,
@@ -351,7 +351,7 @@ def gradient_axis(edges: np.ndarray, counts: list[np.ndarray]) -> tuple[list[flo
     middle = len(edges) // 2  # edges[middle - 1], edges[middle] = -1e-10, 1e-10
     decades = [i for i, e in enumerate(edges) if abs(np.log10(abs(e)) % 2) < 1e-9 and abs(i - middle) > 1]
     ticks = sorted(decades + [middle - 0.5])
-    labels = [f"{edges[k]:.0e}".replace("e-0", "e-") if k in decades else "0" for k in ticks]
+    labels = [f"{edges[int(k)]:.0e}".replace("e-0", "e-") if k in decades else "0" for k in ticks]
     return ticks, labels, xlim
 
 
@@ -372,15 +372,15 @@ def gradient_histograms(runs: list[RunData], path: Path) -> FigureFile | None:
     fig = Figure(figsize=(10, 2.4 * len(rows) + 0.9))
     # x tick labels (rotated) only under the last row; every panel has a title and its own y tick labels
     margins = Margins(left=0.8, right=COLORBAR_ROOM, top=0.7, bottom=0.95, wgap=0.55, hgap=0.35)
-    titles = [f"{run.name}, step {int(run.histograms.steps[k])}" for run in rows for k in (0, -1)]
+    titles = [f"{run.name}, step {int(histograms_of(run).steps[k])}" for run in rows for k in (0, -1)]
     titles, margins = _fit_titles(fig, titles, 2, margins)
     axes = axes_grid(fig, len(rows), 2, margins, sharex=True)
-    max_layer = max(len(r.histograms.layers) for r in rows)
+    max_layer = max(len(histograms_of(r).layers) for r in rows)
     cmap = matplotlib.colormaps["viridis"].resampled(max_layer)
-    edges = rows[0].histograms.gradient_edges
-    ticks, labels, xlim = gradient_axis(edges, [r.histograms.gradient_counts for r in rows])
+    edges = histograms_of(rows[0]).gradient_edges
+    ticks, labels, xlim = gradient_axis(edges, [histograms_of(r).gradient_counts for r in rows])
     for i, run in enumerate(rows):
-        h = run.histograms
+        h = histograms_of(run)
         for j, index in enumerate((0, len(h.steps) - 1)):
             ax = axes[i][j]
             for layer in range(len(h.layers)):

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from actstudy.report.collect import RunData
+from actstudy.report.collect import RunData, histograms_of
 from actstudy.report.figure_grid import Margins, axes_grid, figure_title, save
 from actstudy.report.figures import PANEL_TITLE_PT, gradient_axis
 from actstudy.report.render import Code, FigureFile
@@ -59,7 +59,7 @@ def _setting_keys(runs: list[RunData], tuned: tuple[str, ...]) -> list[str]:
 
 def common_steps(runs: list[RunData]) -> list[int]:
     """Return up to MAX_STEPS steps every run recorded: the first, the last, and evenly spaced between."""
-    steps = sorted(set.intersection(*(set(int(s) for s in r.histograms.steps) for r in runs)))
+    steps = sorted(set.intersection(*(set(int(s) for s in histograms_of(r).steps) for r in runs)))
     if len(steps) <= MAX_STEPS:
         return steps
     picks = np.unique(np.linspace(0, len(steps) - 1, MAX_STEPS).round().astype(int))
@@ -77,19 +77,19 @@ def distribution_figure(runs: list[RunData], setting: str, step: int, path: Path
     """Write the figure of `runs` (one per activation, of `setting`) at `step`: a row per hidden layer,
     activations on the left, back-propagated gradients on the right, a line per activation; return it.
     The figure's `image_step` is `step`."""
-    depth = max(len(r.histograms.layers) for r in runs)
+    depth = max(len(histograms_of(r).layers) for r in runs)
     layers = _shown_layers(depth)
     fig = Figure(figsize=(10, 1.6 * len(layers) + 1.3))
     margins = Margins(left=0.8, right=0.2, top=0.9, bottom=0.8, wgap=0.55, hgap=0.3)
     axes = axes_grid(fig, len(layers), 2, margins)
-    edges = runs[0].histograms.gradient_edges
-    indices = {r.name: r.histograms.at_step(step) for r in runs}
-    grads = [r.histograms.gradient_counts[indices[r.name]] for r in runs]
+    edges = histograms_of(runs[0]).gradient_edges
+    indices = {r.name: histograms_of(r).at_step(step) for r in runs}
+    grads = [histograms_of(r).gradient_counts[indices[r.name]] for r in runs]
     ticks, labels, xlim = gradient_axis(edges, grads)
     for row, layer in enumerate(layers):
         left, right = axes[row]
         for run in runs:
-            h, index, color = run.histograms, indices[run.name], activation_color(run.activation)
+            h, index, color = histograms_of(run), indices[run.name], activation_color(run.activation)
             if layer >= len(h.layers):
                 continue
             act = h.activation_counts[index, layer]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +32,7 @@ Text = str | Sequence[str]
 class Bullets:
     """A bullet list; ``note`` items are highlighted in HTML."""
 
-    items: list[Text]
+    items: Sequence[Text]
     note: bool = False
 
 
@@ -65,7 +65,7 @@ class Document:
 
     title: str
     facts: Bullets
-    sections: dict[str, list[Block]]
+    sections: Mapping[str, Sequence[Block]]
 
 
 _MD_MARKS = {Code: "`", Em: "*", Strong: "**"}

@@ -7,6 +7,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import overload
 
 from actstudy.report.collect import RunData
 
@@ -46,7 +47,7 @@ class Interval:
         return f"{fmt(self.mean)} [{fmt(self.low)}, {fmt(self.high)}] (n={self.n})"
 
 
-def interval(values: Iterable[float], log: bool = False) -> Interval | None:
+def interval(values: Iterable[float | None], log: bool = False) -> Interval | None:
     """Return the 95 % t-interval of the finite `values` (of their logarithms when `log`), None if none."""
     xs = [v for v in values if v is not None and math.isfinite(v) and (v > 0 or not log)]
     if not xs:
@@ -64,6 +65,10 @@ def interval(values: Iterable[float], log: bool = False) -> Interval | None:
     return Interval(mean, low, high, len(xs))
 
 
+@overload
+def clipped(value: Interval) -> Interval: ...
+@overload
+def clipped(value: Interval | None) -> Interval | None: ...
 def clipped(value: Interval | None) -> Interval | None:
     """Return an interval of a fraction (an accuracy) with its ends clipped to [0, 1]."""
     if value is None:

@@ -18,6 +18,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from hydra.utils import instantiate
@@ -151,7 +152,8 @@ def measure_step_cost(
     return StepCost(
         device_text(device),
         {a: statistics.median(t) for a, t in times.items()},
-        ratios,
+        # not None: the step times are positive (and with no rounds, the medians above raise)
+        cast(dict[str, Interval], ratios),
         {a: statistics.median(t) for a, t in alone_times.items()},
         depth,
         batch,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import cast
 
 from actstudy import outcomes
 from actstudy.config.identity import is_identity_key
@@ -52,7 +53,7 @@ RUNS_LEGEND: Text = (
     + [" = test accuracy of the checkpoint with the best validation accuracy; ", Em("test acc"), " = the "]
     + ["final weights'."]
 )
-AGGREGATE_LEGEND: Text = [
+AGGREGATE_LEGEND: list[str] = [
     "mean [95 % t-interval] over the seeds used (",
     Em("n"),
     "; failed and diverged runs left out, ",
@@ -125,8 +126,8 @@ def fmt_duration(seconds: float | None) -> str:
 
 def mean_over_layers(run: RunData, family: str) -> float | None:
     """Return the mean over layers of a per-layer family "@end" (its last monitored steps), or None."""
-    values = [end_value(run, layer_key(family, n)) for n in run.layers(family)]
-    values = [v for v in values if v is not None]
+    ends = [end_value(run, layer_key(family, n)) for n in run.layers(family)]
+    values = [v for v in ends if v is not None]
     return sum(values) / len(values) if values else None
 
 
@@ -234,7 +235,7 @@ def key_numbers(sweep: SweepData) -> list[Text]:
             groups.setdefault(tuple(run.params.get(k, MISSING) for k, _ in settings), []).append(run)
     lines: list[Text] = []
     for key, runs in groups.items():
-        depth = max(r.depth for r in runs)
+        depth = max(cast(int, r.depth) for r in runs)  # grouped above only with a depth
         deepest = [r for r in runs if r.depth == depth]
         ended = [r for r in deepest if r.plottable]
         label = ", ".join(f"{name} {value}" for (_, name), value in zip(settings[1:], key[1:], strict=True))

@@ -15,7 +15,9 @@ Only validation accuracy picks: the test accuracies that claims compare are neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from actstudy import outcomes
 from actstudy.report.collect import RunData
@@ -114,19 +116,25 @@ def _candidate(values: tuple[str, ...], runs: list[RunData]) -> Candidate:
     return Candidate(values, runs, clipped(interval(v for v in done if v is not None)), bad)
 
 
+def _score(candidate: Candidate) -> Interval:
+    """Return an eligible candidate's score (eligible: scored)."""
+    assert candidate.score is not None
+    return candidate.score
+
+
 def _select(setting: tuple[str, ...], candidates: list[Candidate], keys: tuple[str, ...]) -> Selection:
     eligible = [c for c in candidates if c.eligible]
     label = ", ".join(label_of(k) for k in keys)
     if not eligible:
         why = "every value diverged, failed or has no finished run"
         return Selection(setting, candidates, None, f"no {label} can be picked: {why}")
-    best = max(eligible, key=lambda c: c.score.mean)  # max keeps the first (smaller) value of a tie
-    reason = f"best mean validation accuracy {best.score.text(fmt_acc)} of {len(candidates)} value(s)"
+    best = max(eligible, key=lambda c: _score(c).mean)  # max keeps the first (smaller) value of a tie
+    reason = f"best mean validation accuracy {_score(best).text(fmt_acc)} of {len(candidates)} value(s)"
     untrainable = [c for c in candidates if c.untrainable]
     if untrainable:
         reason += f"; untrainable (diverged or failed): {', '.join(_values_text(c) for c in untrainable)}"
     chance = chance_level(best.runs)
-    if chance is not None and all(c.score.low <= chance for c in eligible):
+    if chance is not None and all(_score(c).low <= chance for c in eligible):
         reason += f"; no value trains above chance ({chance:.2g}): the pick is arbitrary"
     if len(candidates) == 1:
         reason += f"; {label} does not vary in this setting"
@@ -168,7 +176,10 @@ def instability_notes(runs: list[RunData], tuned: Tuning | None) -> list[str]:
         text += f" (non-finite loss at step {steps})"
         smaller = [r for r in runs if setting_of(r) == setting and _below(r.params.get(lr_key, MISSING),
                                                                           number(lr_text))]  # fmt: skip
-        trained = sorted({r.params[lr_key] for r in smaller if r.outcome == outcomes.COMPLETED}, key=number)
+        by_number = cast(Callable[[str], float], number)  # the learning rates in `smaller` are numbers
+        trained = sorted(
+            {r.params[lr_key] for r in smaller if r.outcome == outcomes.COMPLETED}, key=by_number
+        )
         if trained:
             accs = ", ".join(f"{v} ({_best_text(smaller, lr_key, v)})" for v in trained)
             text += f"; the same setting trained at smaller learning rates: {accs}"

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 from mlflow.tracking import MlflowClient
@@ -63,6 +63,7 @@ class WaitPolicy:
                     time.sleep(lock_wait)
                     lock_wait = min(lock_wait * 2, 2.0)
                     continue
+                assert self.server_wait_s is not None  # a reason is found only with a server wait
                 since = self._note_down(reason)
                 down_s = time.monotonic() - since
                 if down_s >= self.server_wait_s:
@@ -116,7 +117,13 @@ def server_unreachable(exc: BaseException) -> str | None:
     return None
 
 
-class RetryingClient:
+if TYPE_CHECKING:  # to a type checker a RetryingClient is the MlflowClient whose methods it forwards
+    _ClientType = MlflowClient
+else:
+    _ClientType = object
+
+
+class RetryingClient(_ClientType):
     """MLflow's `MlflowClient` with every public method called through `policy` (attributes such as
     `tracking_uri` pass through). Typed as an MlflowClient where it is used: it has all of its methods."""
 

@@ -163,9 +163,10 @@ def open_client(uri: str, server_wait_s: float | None = None) -> RetryingClient:
     process and reuse it instead of taking the lock and querying the store again; each caller (a job, the
     sweep) gets a policy of its own.
     """
-    if sqlite_path(uri) is not None:
+    db = sqlite_path(uri)
+    if db is not None:
         _tune_sqlite_connections()
-        if not sqlite_path(uri).exists():
+        if not db.exists():
             _opened.pop(uri, None)  # removed since (a test's fresh store): create it again
     if uri not in _opened:
         with _store_lock(uri):

@@ -7,11 +7,14 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning as L
 
 from actstudy import metric_names
+
+if TYPE_CHECKING:
+    from actstudy.training.module import ClassifierModule
 
 log = logging.getLogger("actstudy")
 
@@ -56,12 +59,13 @@ class LogProgress(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch, idx):
         total = trainer.num_training_batches
-        n = trainer.log_every_n_steps
+        n = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by Lightning's LoggerConnector
         every = max(1, int(total) // self.lines_per_epoch) if total != float("inf") else 100
         every = max(n, every // n * n)
         if (trainer.global_step - 1) % every == 0:  # the update this batch made was a logged step
             # already on the host: no sync
-            loss = pl_module.train_metrics.get(metric_names.TRAIN_LOSS, math.nan)
+            module = cast("ClassifierModule", pl_module)  # the module actstudy trains (training.trainer)
+            loss = module.train_metrics.get(metric_names.TRAIN_LOSS, math.nan)
             rate = (idx + 1) / max(time.monotonic() - self._epoch_start, 1e-9)
             log.info(
                 "epoch %d/%d batch %d/%s loss %.4f (%.1f batches/s)",

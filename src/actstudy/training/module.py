@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable
+from typing import cast
 
 import lightning as L
 import torch
@@ -17,6 +19,7 @@ from torchmetrics.functional.classification import multiclass_accuracy
 from actstudy import metric_names
 from actstudy.config.schema import OptimizerConfig
 from actstudy.models.head import HEADS
+from actstudy.models.hidden_block import HiddenBlock
 
 log = logging.getLogger("actstudy")
 
@@ -59,16 +62,26 @@ class ClassifierModule(L.LightningModule):
         self._first_bad: Tensor | None = None  # first step with a non-finite loss on this rank, -1: none
         self._window: tuple[float, int] | None = None  # (perf_counter, global step) where the window began
 
+    def _blocks(self) -> Iterable[HiddenBlock]:
+        # the models (actstudy.models: MLP, CNN) keep their hidden blocks in the ModuleList `blocks`;
+        # nn.Module's attribute lookup is typed Tensor | Module
+        return cast(Iterable[HiddenBlock], self.model.blocks)
+
     def hidden_layers(self) -> list[tuple[nn.Module, nn.Module]]:
         """Return (weight layer, activation module) of each hidden block, from the input side."""
-        return [(block.layer, block.act) for block in self.model.blocks]
+        return [(block.layer, block.act) for block in self._blocks()]
 
     def hidden_biases(self) -> list[Tensor | None]:
         """Return each hidden block's bias: the layer's own, else batch norm's shift, which sits where the
         bias would (its gradient is the layer's delta, Nielsen's ||delta^l||, in both arms of a BN study)."""
+        # a layer's bias is a Parameter (or None); nn.Module's attribute lookup is typed Tensor | Module
         return [
-            block.layer.bias if block.layer.bias is not None else getattr(block.norm, "bias", None)
-            for block in self.model.blocks
+            (
+                cast(Tensor, block.layer.bias)
+                if block.layer.bias is not None
+                else getattr(block.norm, "bias", None)
+            )
+            for block in self._blocks()
         ]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -79,7 +92,8 @@ class ClassifierModule(L.LightningModule):
         logits = self.model(x)
         loss = self.loss_fn(logits, y)
         self._note_divergence(loss.detach())
-        if self.global_step % self.trainer.log_every_n_steps == 0:
+        # set on the Trainer by Lightning's LoggerConnector, not declared on the class
+        if self.global_step % self.trainer.log_every_n_steps == 0:  # type: ignore[attr-defined]
             acc = multiclass_accuracy(
                 logits.detach(), y, self.num_classes, average="micro", validate_args=False
             )
@@ -97,9 +111,10 @@ class ClassifierModule(L.LightningModule):
 
     def _read_train_metrics(self, loss: Tensor, acc: Tensor, to_loggers: bool) -> None:
         """Bring loss, accuracy and the divergence flag of all ranks to the host in one transfer."""
+        assert self._first_bad is not None  # set by _note_divergence, which every training step calls first
         values = torch.stack([loss, acc, self._first_bad]).view(1, 3)
         if self.trainer.world_size > 1:
-            values = self.all_gather(values).view(-1, 3)
+            values = cast(Tensor, self.all_gather(values)).view(-1, 3)  # gathering a tensor gives a tensor
         rows = values.tolist()  # the one host sync of a logging step
         bad_steps = [int(row[2]) for row in rows if row[2] >= 0]
         if to_loggers:

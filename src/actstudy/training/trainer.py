@@ -152,19 +152,18 @@ def build_trainer(
         dirpath=checkpoint_dir, filename="best", monitor=metric_names.VAL_ACC, mode="max", save_top_k=1
     )
     name, steps = LAST_CHECKPOINT.removesuffix(".ckpt"), cfg.trainer.checkpoint_every_n_steps
-    one_file = {"dirpath": checkpoint_dir, "filename": name, "enable_version_counter": False}
+    one_file: dict[str, Any] = {"dirpath": checkpoint_dir, "filename": name, "enable_version_counter": False}
     last = [ModelCheckpoint(**one_file)]
     if steps is not None:
         last.append(ModelCheckpoint(**one_file, every_n_train_steps=steps))
     all_callbacks: list[L.Callback] = [FlushMetricsBeforeCheckpoint(), best, *last, stop]
     if checkpoint_meta is not None:
         all_callbacks.append(CheckpointMeta(CHECKPOINT_KEY, checkpoint_meta))
-    if cfg.monitor.enabled and cfg.monitor.sharpness_every_n_steps is not None:
+    m = cfg.monitor
+    if m.enabled and m.sharpness_every_n_steps is not None:
         # before the gradient monitor: its forward hooks must not see the Hessian-vector products
-        m = cfg.monitor
         all_callbacks.append(SharpnessMonitor(m.sharpness_every_n_steps, m.sharpness_iterations))
-    if cfg.monitor.enabled:
-        m = cfg.monitor
+    if m.enabled:
         monitor = GradientFlowMonitor(cfg.activation, m.every_n_steps, m.activations)
         all_callbacks.append(monitor)
         if m.activations:
@@ -235,7 +234,9 @@ def train(
 
 def _test_best_checkpoint(trainer: L.Trainer, module: ClassifierModule, datamodule: TensorDataModule) -> None:
     """Log the best validation accuracy and test the checkpoint that reached it (`test_best/*`)."""
-    best = next((c for c in trainer.checkpoint_callbacks if c.monitor == metric_names.VAL_ACC), None)
+    # Lightning types them as the base Checkpoint; build_trainer's are ModelCheckpoints
+    checkpoints = (c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint))
+    best = next((c for c in checkpoints if c.monitor == metric_names.VAL_ACC), None)
     if best is None or not best.best_model_path or best.best_model_score is None:
         return
     for logger in trainer.loggers:
