@@ -81,7 +81,7 @@ def sync_check(accelerator: str) -> str:
 
     from actstudy.data import load_splits
     from actstudy.training import trainer as training
-    from tests.monitor_helpers import config
+    from tests.helpers.monitor import config
 
     log_every, monitor_every, steps = 10, 50, 120
     cfg = config(
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: checks the script, not the GPU")
     args = parser.parse_args()
     os.chdir(Path(__file__).resolve().parents[1])
-    sys.path.insert(0, os.getcwd())  # tests.monitor_helpers
+    sys.path.insert(0, os.getcwd())  # tests.helpers.monitor
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"

@@ -59,7 +59,8 @@ def paragraph(example: Path) -> str:
     lines = [
         f"The quick-start sweep as `scripts/refresh_example.sh` last ran it on {facts['date']}: "
         f"`{facts['command']}`, {runs[1] if runs else '? runs'}, {_minutes(facts['wall_s'])} on "
-        f"{facts['cpus']} CPU cores (load average {facts['load_at_start']:.2f} at the start). "
+        f"{facts['cpus']} CPU cores (load average {facts['load_at_start']:.2f} at the start, "
+        f"{facts['load_at_end']:.2f} at the end). "
         f"Its claims, per setting, with the verdict by the rule the report states "
         f"([the whole report](report_example/report.md)):",
         "",
@@ -84,7 +85,9 @@ def write_paragraph(docs: Path) -> None:
     results = docs / "results.md"
     text = results.read_text()
     start, end = block(text)
-    results.write_text(text[:start] + BEGIN + "\n" + paragraph(docs / "report_example") + "\n" + END + text[end:])
+    results.write_text(
+        text[:start] + BEGIN + "\n" + paragraph(docs / "report_example") + "\n" + END + text[end:]
+    )
 
 
 def check(docs: Path) -> int:
@@ -96,7 +99,7 @@ def check(docs: Path) -> int:
         return 0
     print(
         "refresh_example: docs/results.md does not match docs/report_example/: "
-        "run python scripts/refresh_example.py --report <its report folder> ... (or scripts/refresh_example.sh)",
+        "run scripts/refresh_example.sh (or refresh_example.py --report <its report folder> ...)",
         file=sys.stderr,
     )
     return 1
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.date.today().isoformat(),
         "cpus": len(os.sched_getaffinity(0)),
         "load_at_start": args.load if args.load is not None else os.getloadavg()[0],
+        "load_at_end": os.getloadavg()[0],
     }
     copy_report(args.report, args.docs, facts)
     write_paragraph(args.docs)

@@ -13,11 +13,10 @@ import logging
 import time
 from pathlib import Path
 
-from actstudy import metric_names as mn
 from actstudy import outcomes
 from actstudy.jobs.run_state import FolderLock, RunState
+from actstudy.report import measures
 from actstudy.report.collect import RunData
-from actstudy.report.stats import end_value
 from actstudy.report.tables import fmt_acc, fmt_duration, fmt_ratio
 
 
@@ -29,10 +28,10 @@ def job_line(run: RunData, jobs: list[str], folder: Path, log: Path | None) -> s
     outcome = run.outcome
     if outcome == outcomes.DIVERGED and run.tags.get(outcomes.DIVERGED_STEP):
         outcome += f" at step {run.tags[outcomes.DIVERGED_STEP]}"
-    accuracy = run.last(mn.TEST_BEST_ACC)
+    accuracy = measures.test_acc_at_best_val(run)
     label = "test acc @best val" if accuracy is not None else "test acc"
-    accuracy = accuracy if accuracy is not None else run.last(mn.TEST_ACC)
-    at_0, at_end = run.at_step(mn.GRAD_FIRST_TO_LAST, 0), end_value(run, mn.GRAD_FIRST_TO_LAST)
+    accuracy = accuracy if accuracy is not None else measures.test_acc(run)
+    at_0, at_end = measures.grad_first_to_last(run), measures.grad_first_to_last(run, at_end=True)
     grad = f"first/last grad {fmt_ratio(at_0)} @0, {fmt_ratio(at_end)} @end"
     facts = [outcome, f"{label} {fmt_acc(accuracy)}", grad, fmt_duration(run.wall_time_s)]
     line = f"{place}{run.name}: " + ", ".join(facts)

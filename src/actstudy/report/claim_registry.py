@@ -39,14 +39,13 @@ from actstudy.report.claim_rules import (  # noqa: I001
     g3,
     gradient_decay,
     layer_mean,
-    layer_values,
     over_seeds,
     plain,
     relu_family,
     within,
 )
 from actstudy.report.collect import RunData
-from actstudy.report.measures import delta_first_to_last
+from actstudy.report.measures import delta_first_to_last, layer_values
 from actstudy.report.stats import END_POINTS, Interval, end_value
 from actstudy.report.tables import chance_level, number
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +19,9 @@ from typing import Any
 from actstudy import metric_names as mn
 from actstudy import outcomes
 from actstudy.config.schema import schema_key
+from actstudy.report import measures
 from actstudy.report.collect import REGION_PARAMS, RunData
-from actstudy.report.stats import Interval, clipped, end_value, interval, wilson
+from actstudy.report.stats import Interval, clipped, interval, wilson
 
 HOLDS, FAILS, CANNOT_TELL = "holds", "does not hold", "cannot tell"
 
@@ -104,58 +104,19 @@ def relu_family(run: RunData) -> bool:
     return any(key.startswith(DEAD_REGION + ".") for key in run.params)
 
 
-def layer_values(run: RunData, family: str, at_end: bool, positive: bool = True) -> list[float]:
-    """Return a per-layer family's values from the input side, at step 0 or "@end"; [] if a layer lacks
-    one (or, with `positive`, has one that is not above 0)."""
-    values = []
-    for layer in range(1, (run.depth or 0) + 1):
-        key = mn.layer_key(family, layer)
-        value = end_value(run, key) if at_end else run.at_step(key, 0)
-        if value is None or not (value > 0 if positive else math.isfinite(value)):
-            return []
-        values.append(value)
-    return values
-
-
 def layer_mean(family: str, at_end: bool) -> Measure:
     """Return the measure "mean over the hidden layers of `family`" at step 0 or @end."""
-
-    def measure(run: RunData) -> float | None:
-        values = layer_values(run, family, at_end, positive=False)
-        return statistics.fmean(values) if values else None
-
-    return measure
+    return lambda run: measures.layer_mean(run, family, at_end)
 
 
 def first_to_last(family: str, at_end: bool) -> Measure:
     """Return the measure "`family` of the first hidden layer / that of the last"."""
-
-    def measure(run: RunData) -> float | None:
-        values = layer_values(run, family, at_end)
-        return values[0] / values[-1] if values else None
-
-    return measure
-
-
-def decay_factor(values: list[float]) -> float | None:
-    """Return the per-layer factor by which `values` (from the input side) shrink towards the input.
-
-    A least-squares line through log(value) against the layer number; the factor is exp(-slope): 0.25
-    means each layer nearer the input has a quarter of the gradient of the one above it.
-    """
-    if len(values) < 2:
-        return None
-    xs = range(1, len(values) + 1)
-    x_mean, y_mean = statistics.fmean(xs), statistics.fmean(math.log(v) for v in values)
-    slope = sum((x - x_mean) * (math.log(v) - y_mean) for x, v in zip(xs, values, strict=True)) / sum(
-        (x - x_mean) ** 2 for x in xs
-    )
-    return math.exp(-slope)
+    return lambda run: measures.family_first_to_last(run, family, at_end)
 
 
 def gradient_decay(at_end: bool) -> Measure:
     """Return the measure "per-layer factor of the weight gradients' RMS" at step 0 or @end."""
-    return lambda run: decay_factor(layer_values(run, mn.GRAD_WEIGHT_RMS, at_end))
+    return lambda run: measures.gradient_decay(run, at_end)
 
 
 def over_seeds(runs: list[RunData], measure: Measure, log: bool = False) -> Interval | None:
@@ -166,9 +127,9 @@ def over_seeds(runs: list[RunData], measure: Measure, log: bool = False) -> Inte
 def accuracy_measure(runs: list[RunData]) -> tuple[Measure, str]:
     """Return the test accuracy every one of `runs` has (the best-validation checkpoint's, else the final
     weights'), and its name."""
-    if all(r.last(mn.TEST_BEST_ACC) is not None for r in runs if r.plottable):
-        return (lambda r: r.last(mn.TEST_BEST_ACC)), "test accuracy of the best-validation checkpoint"
-    return (lambda r: r.last(mn.TEST_ACC)), "test accuracy of the final weights"
+    if all(measures.test_acc_at_best_val(r) is not None for r in runs if r.plottable):
+        return measures.test_acc_at_best_val, "test accuracy of the best-validation checkpoint"
+    return measures.test_acc, "test accuracy of the final weights"
 
 
 def accuracy_interval(runs: list[RunData], measure: Measure) -> Interval | None:

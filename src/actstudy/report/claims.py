@@ -24,7 +24,6 @@ from actstudy.report.claim_rules import (  # noqa: F401  (the names tests and ca
     Claim,
     above,
     accuracy_interval,
-    decay_factor,
     diverged_text,
     exceeds,
     g3,

@@ -13,17 +13,12 @@ from actstudy.metric_names import (
     ACT_DEAD,
     ACT_SATURATED,
     GRAD_FIRST_TO_LAST,
-    TEST_ACC,
-    TEST_BEST_ACC,
     TEST_CHANCE_ACC,
-    VAL_ACC,
-    VAL_ACC_BEST,
-    layer_key,
 )
+from actstudy.report import measures
 from actstudy.report.collect import RunData, SweepData
-from actstudy.report.measures import delta_first_to_last
 from actstudy.report.render import Code, Em, Table, Text
-from actstudy.report.stats import END_POINTS, clipped, end_value, interval
+from actstudy.report.stats import END_POINTS, clipped, interval
 
 #: Settings shown when they vary across the sweep, as (param key, column label).
 #: Activation and depth always show.
@@ -124,37 +119,24 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
-def mean_over_layers(run: RunData, family: str) -> float | None:
-    """Return the mean over layers of a per-layer family "@end" (its last monitored steps), or None."""
-    ends = [end_value(run, layer_key(family, n)) for n in run.layers(family)]
-    values = [v for v in ends if v is not None]
-    return sum(values) / len(values) if values else None
-
-
 def chance_level(runs: list[RunData]) -> float | None:
     """Return the accuracy of a uniform guess (1 / classes) from the first of `runs` that was tested and
     logged it (diverged runs never are), or None."""
     return next((c for r in runs if (c := r.last(TEST_CHANCE_ACC)) is not None), None)
 
 
-def best_val_acc(run: RunData) -> float | None:
-    """Return the best validation accuracy (logged at the end, else the best logged value), or None."""
-    logged = run.last(VAL_ACC_BEST)
-    return logged if logged is not None else run.best(VAL_ACC)
-
-
 Format = Callable[[float | None], str]
 
 #: The metric columns of both tables: (label, a run's value or None, format of one value).
 METRICS: tuple[tuple[str, Callable[[RunData], float | None], Format], ...] = (
-    ("test acc", lambda r: r.last(TEST_ACC), fmt_acc),
-    ("test acc @best val", lambda r: r.last(TEST_BEST_ACC), fmt_acc),
-    ("best val acc", best_val_acc, fmt_acc),
-    ("first/last grad @0", lambda r: r.at_step(GRAD_FIRST_TO_LAST, 0), fmt_ratio),
-    ("first/last grad @end", lambda r: end_value(r, GRAD_FIRST_TO_LAST), fmt_ratio),
-    ("‖δ¹‖/‖δᴸ‖ @0", delta_first_to_last, fmt_ratio),
-    ("saturated (mean)", lambda r: mean_over_layers(r, ACT_SATURATED), fmt_fraction),
-    ("dead (mean)", lambda r: mean_over_layers(r, ACT_DEAD), fmt_fraction),
+    ("test acc", measures.test_acc, fmt_acc),
+    ("test acc @best val", measures.test_acc_at_best_val, fmt_acc),
+    ("best val acc", measures.best_val_acc, fmt_acc),
+    ("first/last grad @0", measures.grad_first_to_last, fmt_ratio),
+    ("first/last grad @end", lambda r: measures.grad_first_to_last(r, at_end=True), fmt_ratio),
+    ("‖δ¹‖/‖δᴸ‖ @0", measures.delta_first_to_last, fmt_ratio),
+    ("saturated (mean)", lambda r: measures.layer_mean(r, ACT_SATURATED), fmt_fraction),
+    ("dead (mean)", lambda r: measures.layer_mean(r, ACT_DEAD), fmt_fraction),
 )
 
 
@@ -240,9 +222,9 @@ def key_numbers(sweep: SweepData) -> list[Text]:
         ended = [r for r in deepest if r.plottable]
         label = ", ".join(f"{name} {value}" for (_, name), value in zip(settings[1:], key[1:], strict=True))
         seeds = f" (mean of {len(deepest)} seeds)" if len(deepest) > 1 else ""
-        start = _over_runs([r.at_step(GRAD_FIRST_TO_LAST, 0) for r in deepest], fmt_ratio)
-        end = _over_runs([end_value(r, GRAD_FIRST_TO_LAST) for r in ended], fmt_ratio)
-        acc = _over_runs([r.last(TEST_ACC) for r in ended], fmt_acc)
+        start = _over_runs([measures.grad_first_to_last(r) for r in deepest], fmt_ratio)
+        end = _over_runs([measures.grad_first_to_last(r, at_end=True) for r in ended], fmt_ratio)
+        acc = _over_runs([measures.test_acc(r) for r in ended], fmt_acc)
         diverged = len(deepest) - len(ended)
         note = f" ({diverged} of {len(deepest)} diverged)" if diverged else ""
         ratios = f"first/last gradient ratio {start} at init, {end} at the end"

@@ -21,10 +21,10 @@ from typing import cast
 
 from actstudy import outcomes
 from actstudy.report.collect import RunData
+from actstudy.report.measures import best_val_acc
 from actstudy.report.stats import Interval, clipped, interval
 from actstudy.report.tables import (
     MISSING,
-    best_val_acc,
     chance_level,
     fmt_acc,
     label_of,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from actstudy import metric_names as mn
-from actstudy.report.claims import CANNOT_TELL, FAILS, HOLDS, decay_factor, evaluate_claims
+from actstudy.report.claims import CANNOT_TELL, FAILS, HOLDS, evaluate_claims
 from actstudy.report.collect import RunData
+from actstudy.report.measures import decay_factor
 from actstudy.report.stats import end_value, interval
 
 
