@@ -146,16 +146,45 @@ def check_devices(cfg: RunConfig, world: World) -> None:
             )
 
 
+def busy_cores(window_s: float = 0.25) -> float:
+    """Return how many cores other processes kept busy over the last `window_s` seconds (Linux
+    `/proc/stat`, this process's own CPU time taken out); 0.0 where that cannot be read."""
+
+    def sample() -> tuple[float, float, float]:
+        with open("/proc/stat") as stat:
+            fields = [float(v) for v in stat.readline().split()[1:]]
+        own = os.times()
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0.0), own.user + own.system
+
+    try:
+        total_0, idle_0, own_0 = sample()
+        time.sleep(window_s)
+        total_1, idle_1, own_1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    ticks = total_1 - total_0
+    if ticks <= 0:
+        return 0.0
+    cores = os.cpu_count() or 1
+    busy = (ticks - (idle_1 - idle_0)) / ticks * cores  # all processes' busy cores
+    return max(0.0, busy - (own_1 - own_0) / window_s)
+
+
 def threads_for(
-    setting: str, world: World, concurrent_jobs: int = 1, env: Mapping[str, str] = os.environ
+    setting: str,
+    world: World,
+    concurrent_jobs: int = 1,
+    env: Mapping[str, str] = os.environ,
+    busy: float = 0.0,
 ) -> int:
     """Return the intra-op thread count for one process of a job: `trainer.threads` resolved.
 
     An explicit number is used as it is. `auto`: `OMP_NUM_THREADS` if the user set it, else the CPUs
     SLURM allotted to this task (`SLURM_CPUS_PER_TASK`), else this process's CPU affinity shared by the
-    processes this job starts on the node; either way shared by the jobs a local sweep runs at once.
-    At least 1: without it torch starts one thread per core it sees, and threads fighting for shared
-    cores run several times slower than one.
+    processes this job starts on the node, less the cores other processes keep `busy` (`busy_cores()`,
+    for a job that runs alone); either way shared by the jobs a local sweep runs at once. At least 1:
+    threads fighting for shared cores run several times slower than one (docs/benchmarks.md: with one
+    of 2 cores busy, 2 threads made 0.51x the steps of 1).
     """
     if setting != "auto":
         return int(setting)
@@ -167,6 +196,8 @@ def threads_for(
     else:
         local = world.local_size if world.started_by in ("rank0", "rank0-child") else 1
         cpus = cpus_available() // local
+        if concurrent_jobs <= 1 and local == 1:  # a sweep's own jobs are shared out below instead
+            cpus = min(cpus, max(1, cpus_available() - round(busy)))
     return max(1, cpus // max(1, concurrent_jobs))
 
 
@@ -175,7 +206,9 @@ def share_threads(world: World, setting: str = "auto", concurrent_jobs: int = 1)
     import torch
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads_for(setting, world, concurrent_jobs))
+    measure = setting == "auto" and concurrent_jobs <= 1 and "SLURM_CPUS_PER_TASK" not in os.environ
+    busy = busy_cores() if measure and "OMP_NUM_THREADS" not in os.environ else 0.0
+    torch.set_num_threads(threads_for(setting, world, concurrent_jobs, busy=busy))
     return previous
 
 

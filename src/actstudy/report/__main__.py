@@ -6,7 +6,6 @@ Bad input (unknown experiment or sweep, unreachable store) prints one line on st
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -69,11 +68,10 @@ def _check_store(uri: str) -> str | None:
         if str(path) not in ("", ".", ":memory:") and not path.is_file():
             return f"no MLflow store at {path} (tracking URI {redact(uri)})"
     elif urlparse(uri).scheme in ("http", "https"):
-        # Fail fast on an unreachable server instead of MLflow's minutes of retries.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+        from actstudy.tracking.client import bound_http_retries
         from actstudy.tracking.store import credentials_refused
+
+        bound_http_retries()  # an unreachable server fails in seconds, not after MLflow's minutes
 
         return credentials_refused(uri)
     return None

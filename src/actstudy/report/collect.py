@@ -239,14 +239,20 @@ def find_parent_run_id(client: MlflowClient, experiment_id: str, sweep: str | No
     raise ReportError(f"sweep {sweep!r} not found (no parent run with that actstudy.sweep_id or run id)")
 
 
+def metric_series(client: MlflowClient, run_id: str, key: str, before: int | None = None) -> Series:
+    """Return a metric's history as (step, value) points in step order (only steps below `before`)."""
+    history = client.get_metric_history(run_id, key)
+    points = ((m.step, float(m.value)) for m in history if before is None or m.step < before)
+    return sorted(points, key=lambda p: p[0])  # by step alone: a step logged twice keeps the store's order
+
+
 def _run_data(client: MlflowClient, run: Run, histograms: bool = True) -> RunData:
     info, tags = run.info, dict(run.data.tags)
     metrics = {}
     for key in sorted(run.data.metrics):
         layer = mn.parse_layer_key(key)
         if key in SCALAR_METRICS or (layer is not None and layer[0] in READ_LAYER_FAMILIES):
-            history = client.get_metric_history(info.run_id, key)
-            metrics[key] = sorted(((m.step, float(m.value)) for m in history), key=lambda p: p[0])
+            metrics[key] = metric_series(client, info.run_id, key)
     status = info.status or ""
     guess = {"FINISHED": "completed?", "FAILED": outcomes.FAILED, "KILLED": outcomes.INTERRUPTED}
     ended = info.start_time is not None and info.end_time is not None

@@ -19,6 +19,7 @@ import lightning as L
 from mlflow.tracking import MlflowClient
 
 from actstudy import metric_names as mn
+from actstudy.report.collect import Series, metric_series
 
 log = logging.getLogger("actstudy")
 
@@ -31,8 +32,6 @@ PANELS = (
     (mn.ACT_STD, "activation std", False),
 )
 
-Series = list[tuple[int, float]]
-
 
 def read_layer_series(
     client: MlflowClient, run_id: str, before: int | None = None
@@ -44,9 +43,7 @@ def read_layer_series(
     for key in client.get_run(run_id).data.metrics:
         parsed = mn.parse_layer_key(key)
         if parsed is not None and parsed[0] in families:
-            history = client.get_metric_history(run_id, key)
-            points = sorted((m.step, m.value) for m in history if before is None or m.step < before)
-            series.setdefault(parsed[0], {})[parsed[1]] = points
+            series.setdefault(parsed[0], {})[parsed[1]] = metric_series(client, run_id, key, before)
     return series
 
 

@@ -27,6 +27,14 @@ T = TypeVar("T")
 log = logging.getLogger("actstudy")
 
 
+def bound_http_retries() -> None:
+    """Cut MLflow's own HTTP retries to a few seconds per call unless the user set them: by default they
+    take about 4 minutes (measured: 247 s for a refused connection). MLflow's per-request timeout (120 s)
+    stays, so a slow answer (a large `search_runs` page) is waited for."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+
+
 @dataclass
 class WaitPolicy:
     """How long calls wait: for a locked SQLite store (`lock_attempts` tries, backing off from
@@ -43,10 +51,7 @@ class WaitPolicy:
 
     def __post_init__(self) -> None:
         if self.server_wait_s is not None:
-            # MLflow's own HTTP retries take about 4 minutes per call (measured: 247 s for a refused
-            # connection); cut to a few seconds unless set, so the wait is this policy's and bounded.
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+            bound_http_retries()  # the wait is this policy's, and bounded
 
     def call(self, fn: Callable[[], T]) -> T:
         """Return `fn()`, retried as the policy says."""

@@ -182,3 +182,42 @@ def test_a_new_store_is_a_copy_of_mlflows_own_empty_one(cache_home, tmp_path, mo
     tracking.open_client(f"sqlite:///{again}")
     assert _schema(again) == _schema(own)
     assert store_template.template_path().read_bytes()[:16] == store_template.SQLITE_HEADER
+
+
+@pytest.mark.parametrize(
+    ("busy", "world", "concurrent", "expected"),
+    [
+        (0.0, World(), 1, 8),  # a quiet machine: every core
+        (1.2, World(), 1, 7),  # another process holds a core: the job leaves it
+        (7.9, World(), 1, 1),  # all busy: still 1
+        (3.0, World(), 2, 4),  # a local sweep's jobs: shared out, the busy cores are its own
+        (3.0, World(0, 2, 0, 2, "rank0"), 1, 4),  # a multi-process job shares the cores out itself
+    ],
+)
+def test_auto_threads_leave_the_cores_other_processes_keep_busy(
+    monkeypatch, busy, world, concurrent, expected
+):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: AFFINITY_8)
+    assert distributed.threads_for("auto", world, concurrent, {}, busy=busy) == expected
+
+
+def test_busy_cores_sees_a_process_that_spins_on_a_core():
+    import multiprocessing as mp
+
+    quiet = distributed.busy_cores(0.5)
+    spinner = mp.get_context("spawn").Process(target=_spin, daemon=True)
+    spinner.start()
+    try:
+        import time
+
+        time.sleep(1.0)  # the child has started and spins
+        busy = distributed.busy_cores(0.5)
+    finally:
+        spinner.terminate()
+        spinner.join()
+    assert busy >= 0.6 and busy - quiet >= 0.4, (quiet, busy)  # about one more core busy
+
+
+def _spin() -> None:
+    while True:
+        pass
