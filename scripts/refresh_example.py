@@ -36,7 +36,7 @@ def copy_report(report: Path, docs: Path, facts: dict) -> None:
     for name in ("report.md", "claims.json"):
         shutil.copyfile(report / name, example / name)
     (example / "run.json").write_text(json.dumps(facts, indent=2) + "\n")
-    figure = report / "figures" / FIGURE
+    figure = report / FIGURE
     if figure.is_file():
         (docs / "figures").mkdir(exist_ok=True)
         shutil.copyfile(figure, docs / "figures" / FIGURE)
@@ -58,7 +58,7 @@ def paragraph(example: Path) -> str:
         by_claim[claim["claim"]].append(claim)
     lines = [
         f"The quick-start sweep as `scripts/refresh_example.sh` last ran it on {facts['date']}: "
-        f"`{facts['command']}`, {runs[1] if runs else '? runs'}, {_minutes(facts['wall_s'])} on "
+        f"`{facts['command']}`, runs: {runs[1] if runs else '?'}, {_minutes(facts['wall_s'])} on "
         f"{facts['cpus']} CPU cores (load average {facts['load_at_start']:.2f} at the start, "
         f"{facts['load_at_end']:.2f} at the end). "
         f"Its claims, per setting, with the verdict by the rule the report states "
