@@ -3,8 +3,9 @@
 The package map, lowest layer first (a package imports only from packages above it in this list, and
 `training`, `monitor`, `data` and `models` never import `tracking` or `report`: tests/test_layers.py):
 
-- `errors`, `paths`, `metric_names`, `outcomes`, `credentials`: the shared vocabulary (errors, folders,
-  metric keys, outcome and tag names, passwords redacted from URIs); import-light.
+- `errors`, `paths`, `metric_names`, `outcomes`, `credentials`, `logs`: the shared vocabulary (errors,
+  folders, metric keys, outcome and tag names, passwords redacted from URIs, the two loggers);
+  import-light.
 - `models/`: the networks and their inits (config checks its names against their lists).
 - `config/`: what a job is, checked before anything runs (schema, typed checks, overrides, identity).
 - `processes/`: how a job's processes are placed, started and stopped (World, rendezvous, threads, the

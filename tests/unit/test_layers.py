@@ -12,7 +12,7 @@ from actstudy.paths import PROJECT_ROOT
 SRC = PROJECT_ROOT / "src" / "actstudy"
 # Lowest first. The vocabulary modules (VOCABULARY) sit below them all.
 LAYERS = ["models", "config", "processes", "data", "monitor", "training", "tracking", "report", "jobs", "cli"]
-VOCABULARY = {"errors", "paths", "metric_names", "outcomes", "credentials"}
+VOCABULARY = {"errors", "paths", "metric_names", "outcomes", "credentials", "logs"}
 # Training, the monitor, data and models know nothing of the record or the report.
 FORBIDDEN = {package: {"tracking", "report"} for package in ("training", "monitor", "data", "models")}
 

@@ -22,6 +22,7 @@ from actstudy.config.schema import ConfigError, JobSpec
 from actstudy.credentials import redact
 from actstudy.errors import TrackingUnavailable, first_line
 from actstudy.jobs.run_state import FolderLock, RunState, current_owner
+from actstudy.report.collect import RunData
 from actstudy.report.layer_figure import DrawAtCheckpoint, LayerFigures
 from actstudy.tracking import store as tracking
 from actstudy.tracking import system_metrics
@@ -296,8 +297,20 @@ class TrackedJob:
             log.warning("writing the description of run %s failed: %s", self.run_id, exc)
             log.info("run %s ended: %s", self.spec.run_name, outcome)
             return
+        if outcome in outcomes.SUCCESSFUL:  # once per run: an interrupted attempt's would repeat
+            self._log_summary(run)
         sweep = SweepInfo.load(self.spec.output_dir.parent) if self.spec.sweep_id else None
         log.info(job_line(run, sweep.jobs if sweep else [], self.spec.output_dir, log_file()))
+
+    def _log_summary(self, run: RunData) -> None:
+        """Log the run's summary metrics at its last step (`measures.summary`); a failure only warns."""
+        from actstudy.report.measures import summary
+
+        step = max((points[-1][0] for points in run.metrics.values() if points), default=0)
+        try:
+            self._client().log_batch(self.run_id, metrics=tracking.metric_points(summary(run), step))
+        except Exception as exc:
+            log.warning("logging the summary metrics of run %s failed: %s", self.run_id, exc)
 
     def _end(self, outcome: str, error: str | None = None, status: str | None = None) -> None:
         assert self.state is not None  # made by open: a run is ended here only once it has its state

@@ -30,12 +30,14 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from actstudy import metric_names as mn
 from actstudy import outcomes
 from actstudy.config import identity
 from actstudy.config.schema import ConfigError, parse_config
 from actstudy.credentials import redact, restore
 from actstudy.errors import error_text, one_line_summary
 from actstudy.jobs.run_state import FolderLock, RunState, current_owner
+from actstudy.paths import CONF_DIR
 from actstudy.processes.signals import signals_handled
 
 log = logging.getLogger("actstudy")
@@ -182,6 +184,14 @@ def job_states(sweep_dir: Path, jobs: list[str]) -> list[RunState]:
     """Return the recorded state of each of the sweep's job folders that has one."""
     states = [RunState.load(sweep_dir / name) for name in jobs]
     return [state for state in states if state is not None]
+
+
+def table_columns(varying: list[str]) -> dict[str, list[str]]:
+    """Return the columns of a sweep's runs table in the MLflow UI: the keys it varies (a config group by
+    its `name`), the run's outcome and its summary metrics (`metric_names.SUMMARY_*`)."""
+    params = [f"{key}.name" if (CONF_DIR / key).is_dir() else key for key in varying]
+    summary = [mn.SUMMARY_TEST_ACC, mn.SUMMARY_LOG10_FIRST_TO_LAST_0, mn.SUMMARY_LOG10_FIRST_TO_LAST_END]
+    return {"params": params, "tags": [outcomes.OUTCOME], "metrics": summary}
 
 
 class SweepCallback(Callback):
@@ -335,8 +345,15 @@ class SweepCallback(Callback):
         print(f"actstudy: sweep {info.sweep_id} finished: {summary}", file=sys.stderr)
         try:
             experiment = client.get_run(info.parent_run_id).info.experiment_id
-            page = tracking.ui_link(info.tracking_uri, experiment, info.parent_run_id)
-            print(f"actstudy: the sweep in the MLflow UI: {page}", file=sys.stderr)
+            view = tracking.share_view(
+                client,
+                experiment,
+                f"actstudy-{info.sweep_id}",
+                f"tags.`{outcomes.PARENT}` = '{info.parent_run_id}'",
+                table_columns(info.varying_keys),
+            )
+            page = tracking.ui_link(info.tracking_uri, experiment, view=view)
+            print(f"actstudy: the sweep's runs in the MLflow UI: {page}", file=sys.stderr)
         except Exception as exc:  # only a link: the summary and the exit code matter more
             log.warning("no MLflow UI link for the sweep: %s", exc)
         if failed:

@@ -91,3 +91,19 @@ def decay_factor(values: list[float]) -> float | None:
 def gradient_decay(run: RunData, at_end: bool) -> float | None:
     """Return the per-layer factor of the weight gradients' RMS (`decay_factor`) at step 0 or @end."""
     return decay_factor(layer_values(run, mn.GRAD_WEIGHT_RMS, at_end))
+
+
+def summary(run: RunData) -> dict[str, float]:
+    """Return a finished run's summary metrics (`metric_names.SUMMARY_*`) that it has the values for."""
+    accuracy = test_acc_at_best_val(run)
+    values = {
+        mn.SUMMARY_TEST_ACC: accuracy if accuracy is not None else test_acc(run),
+        mn.SUMMARY_LOG10_FIRST_TO_LAST_0: grad_first_to_last(run),
+        mn.SUMMARY_LOG10_FIRST_TO_LAST_END: grad_first_to_last(run, at_end=True),
+    }
+    logs = {mn.SUMMARY_LOG10_FIRST_TO_LAST_0, mn.SUMMARY_LOG10_FIRST_TO_LAST_END}
+    out = {}
+    for key, value in values.items():
+        if value is not None and math.isfinite(value) and (key not in logs or value > 0):
+            out[key] = math.log10(value) if key in logs else value
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import json
 import logging
 import os
 import sqlite3
@@ -209,14 +210,34 @@ def experiment_id(client: MlflowClient, name: str) -> str:
         return client.create_experiment(name, artifact_location=location, tags=tags)
 
 
-def ui_link(uri: str, experiment: str, run_id: str | None = None) -> str:
-    """Return the MLflow UI address of an experiment's runs table (or of one run) that opens on it.
+def ui_link(uri: str, experiment: str, run_id: str | None = None, view: str | None = None) -> str:
+    """Return the MLflow UI address of an experiment's runs table (or of one run) that opens on it; with
+    `view`, the runs table as `share_view` stored it under that key.
 
     A tracking server serves its own UI; for a database store the address is `mlflow ui`'s default one.
     """
     base = redact(uri).rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     page = f"runs/{run_id}" if run_id else "runs"
-    return f"{base}/#/experiments/{experiment}/{page}?{UI_VIEW}"
+    shared = f"{VIEW_KEY_PARAMETER}={view}&" if view else ""
+    return f"{base}/#/experiments/{experiment}/{page}?{shared}{UI_VIEW}"
+
+
+# MLflow 3.17's UI (mlflow/server/js, experiment page "Share"): the view a link opens is an experiment tag
+# `mlflow.sharedViewState.<key>` holding its JSON (search facets and table state such as
+# `selectedColumns`, each column `<params|metrics|tags>.`name``), named by the link's `viewStateShareKey`.
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+VIEW_KEY_PARAMETER = "viewStateShareKey"
+
+
+def share_view(
+    client: MlflowClient, experiment_id: str, key: str, search_filter: str, columns: Mapping[str, list[str]]
+) -> str:
+    """Store a runs-table view (the runs `search_filter` finds, the `columns` by kind: params, metrics,
+    tags) on the experiment under `key`; return the key, for `ui_link(..., view=key)`."""
+    selected = [f"{kind}.`{name}`" for kind, names in columns.items() for name in names]
+    state = {"searchFilter": search_filter, "selectedColumns": selected, "runsHiddenMode": "SHOW_ALL"}
+    client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, json.dumps(state))
+    return key
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
