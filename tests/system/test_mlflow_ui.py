@@ -1,11 +1,12 @@
 """Browser test: a real `mlflow server` on the tiny sweep's store, driven in headless Chromium.
 
-It checks what a person would do after a sweep: open the link the sweep prints (the runs table, no
-click), find the child runs under the sweep's parent run, tick two and press Compare, read the parent's
-description (the claims' verdicts, a link to the report) and a child's (its key numbers and per-layer
-figure). Screenshots go to `tmp_path` and, when `ACTSTUDY_SAVE_SCREENSHOTS=<dir>` is set, are copied
-there as `mlflow_ui_runs.png`, `mlflow_ui_compare.png`, `mlflow_ui_parent.png` and
-`mlflow_ui_child.png` (how `docs/` gets its pictures).
+It checks what a person would do after a sweep: open the link the sweep prints (its jobs' table with
+their key numbers as columns, no click), open the experiment's runs table, find the child runs under the
+sweep's parent run, tick two and press Compare, read the parent's description (the claims' verdicts, a
+link to the report) and a child's (its key numbers and per-layer figure). Screenshots go to `tmp_path`
+and, when `ACTSTUDY_SAVE_SCREENSHOTS=<dir>` is set, are copied there as `mlflow_ui_sweep_link.png`,
+`mlflow_ui_runs.png`, `mlflow_ui_compare.png`, `mlflow_ui_parent.png` and `mlflow_ui_child.png` (how
+`docs/` gets its pictures).
 
 Needs Playwright (Python) and a Chromium binary (`/usr/bin/chromium` from Debian's `chromium`
 package, or `ACTSTUDY_CHROMIUM`); never `playwright install`. Without them the test is skipped,
@@ -39,6 +40,9 @@ VIEWPORT = {"width": 1400, "height": 900}
 SERVER_START_TIMEOUT = 120.0  # s; mlflow 3 imports a lot before /health answers (~20 s here)
 UI_TIMEOUT = 30_000  # ms, for every wait on the page
 # Runs-table columns toggled for the screenshot: hide empty attributes, show what the study is about.
+# The columns the sweep's printed link opens with (jobs.sweep.table_columns for activation x depth).
+SWEEP_COLUMNS = ("activation.name", "depth", "actstudy.outcome", "summary/test_acc",
+                 "summary/log10_first_to_last_step0", "summary/log10_first_to_last_end")  # fmt: skip
 COLUMN_TOGGLES = ("Dataset", "Source", "Models", "activation.name", "depth", "test/acc", "grad/first_to_last")
 
 
@@ -162,7 +166,29 @@ def test_mlflow_ui_opens_on_the_runs_shows_descriptions_and_figures_and_compares
             page.set_default_timeout(UI_TIMEOUT)
             expect.set_options(timeout=UI_TIMEOUT)
 
-            # --- the link the sweep prints opens on the runs table, without a click ---
+            # --- the link the sweep prints opens its jobs' table with their key numbers as columns ---
+            (printed,) = [
+                line.split(": ", 2)[2]
+                for line in tiny_sweep.result.stderr.splitlines()
+                if line.startswith("actstudy: the sweep's runs in the MLflow UI: ")
+            ]
+            assert printed.startswith("http://127.0.0.1:5000/#/")  # a SQLite store: `mlflow ui`'s address
+            page.goto(printed.replace("http://127.0.0.1:5000", base))
+            for run in children:  # the jobs, without expanding their parent; the parent is not listed
+                expect(_row(page, run.info.run_id).filter(has_text=run.info.run_name)).to_be_visible()
+            expect(_row(page, parent.info.run_id)).to_have_count(0)
+            _close_panels(page)
+            headers = page.locator('[role="columnheader"]')
+            for column in SWEEP_COLUMNS:
+                expect(headers.filter(has_text=column).first).to_be_visible()
+            sigmoid_2 = next(r for r in children if r.info.run_name == "sigmoid-d2-s0")
+            log_ratio = f"{sigmoid_2.data.metrics['summary/log10_first_to_last_step0']:.4g}"[:5]
+            expect(_row(page, sigmoid_2.info.run_id).filter(has_text=log_ratio).first).to_be_visible()
+            _save(page, tmp_path, "mlflow_ui_sweep_link.png")
+
+            # --- the experiment's runs table, without a click (a new browser: the shared view not in it) ---
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page.set_default_timeout(UI_TIMEOUT)
             page.goto(tracking.ui_link(base, exp_id))
             parent_row = _row(page, parent.info.run_id).filter(has_text=parent.info.run_name)
             expect(parent_row).to_be_visible()

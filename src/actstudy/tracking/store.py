@@ -235,7 +235,14 @@ def share_view(
     """Store a runs-table view (the runs `search_filter` finds, the `columns` by kind: params, metrics,
     tags) on the experiment under `key`; return the key, for `ui_link(..., view=key)`."""
     selected = [f"{kind}.`{name}`" for kind, names in columns.items() for name in names]
-    state = {"searchFilter": search_filter, "selectedColumns": selected, "runsHiddenMode": "SHOW_ALL"}
+    # sorted by anything but the start time, the UI lists the runs it finds flat, not under their parent
+    state = {
+        "searchFilter": search_filter,
+        "orderByKey": f"tags.`{outcomes.RUN_NAME}`",
+        "orderByAsc": True,
+        "selectedColumns": selected,
+        "runsHiddenMode": "SHOW_ALL",
+    }
     client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, json.dumps(state))
     return key
 
