@@ -1,7 +1,7 @@
 """actstudy: measure why deep sigmoid/tanh networks train badly and ReLU networks don't.
 
 The package map, lowest layer first (a package imports only from packages above it in this list, and
-`training`, `monitor`, `data` and `models` never import `tracking` or `report`: tests/test_layers.py):
+`training`, `monitor`, `data` and `models` never import `tracking` or `report`: tests/unit/test_layers.py):
 
 - `errors`, `paths`, `metric_names`, `outcomes`, `credentials`, `logs`: the shared vocabulary (errors,
   folders, metric keys, outcome and tag names, passwords redacted from URIs, the two loggers);

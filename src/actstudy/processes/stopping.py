@@ -17,10 +17,10 @@
    jobs' outcomes kept, and exit 128 + the signal (`actstudy.jobs.sweep`: kept there because this module
    imports Lightning, which a SLURM sweep's submitting process otherwise never loads).
 
-What this relies on in Lightning (2.4 to 2.6, pinned in pyproject.toml; `tests/test_stopping.py` fails
-if it changes): `Trainer.fit` registers a SIGTERM handler of its own before `on_train_start`, and calling
-it makes fit raise `SIGTERMException`, a `SystemExit`, at the end of the current batch, after
-`on_train_batch_end`, through every callback's `on_exception`.
+What this relies on in Lightning (2.4 to 2.6, pinned in pyproject.toml;
+`tests/unit/processes/test_stopping.py` fails if it changes): `Trainer.fit` registers a SIGTERM handler
+of its own before `on_train_start`, and calling it makes fit raise `SIGTERMException`, a `SystemExit`, at
+the end of the current batch, after `on_train_batch_end`, through every callback's `on_exception`.
 """
 
 from __future__ import annotations
