@@ -186,6 +186,19 @@ def test_mlflow_ui_opens_on_the_runs_shows_descriptions_and_figures_and_compares
             expect(_row(page, sigmoid_2.info.run_id).filter(has_text=log_ratio).first).to_be_visible()
             _save(page, tmp_path, "mlflow_ui_sweep_link.png")
 
+            # --- the second link: the deepest nets (depth 2 here: sigmoid and relu) in the compare view ---
+            (compare_link,) = [
+                line.split(": ", 2)[2]
+                for line in tiny_sweep.result.stderr.splitlines()
+                if line.startswith("actstudy: its deepest nets compared: ")
+            ]
+            page.goto(compare_link.replace("http://127.0.0.1:5000", base))
+            expect(page.get_by_text("Comparing 2 Runs", exact=False)).to_be_visible()
+            for name in ("relu-d2-s0", "sigmoid-d2-s0"):
+                expect(page.get_by_text(name, exact=True).first).to_be_visible()
+            expect(page.get_by_text("relu-d1-s0", exact=True)).to_have_count(0)
+            assert "workflowType=machine_learning" in page.url  # the model-training view, kept
+
             # --- the experiment's runs table, without a click (a new browser: the shared view not in it) ---
             page = browser.new_context(viewport=VIEWPORT).new_page()
             page.set_default_timeout(UI_TIMEOUT)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
@@ -39,6 +39,9 @@ from actstudy.errors import error_text, one_line_summary
 from actstudy.jobs.run_state import FolderLock, RunState, current_owner
 from actstudy.paths import CONF_DIR
 from actstudy.processes.signals import signals_handled
+
+if TYPE_CHECKING:  # MLflow is imported where a sweep talks to the store, not at the command line
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger("actstudy")
 SWEEP_FILE = "sweep.json"
@@ -192,6 +195,18 @@ def table_columns(varying: list[str]) -> dict[str, list[str]]:
     params = [f"{key}.name" if (CONF_DIR / key).is_dir() else key for key in varying]
     summary = [mn.SUMMARY_TEST_ACC, mn.SUMMARY_LOG10_FIRST_TO_LAST_0, mn.SUMMARY_LOG10_FIRST_TO_LAST_END]
     return {"params": params, "tags": [outcomes.OUTCOME], "metrics": summary}
+
+
+def deepest_jobs(client: MlflowClient, experiment_id: str, parent_run_id: str, most: int = 10) -> list[str]:
+    """Return the run ids of the sweep's jobs at its largest depth (its latest run per job folder), by
+    name, at most `most` of them: what the compare view's link opens."""
+    from actstudy.report.collect import latest_per_job, search_all
+
+    runs = latest_per_job(search_all(client, experiment_id, f"tags.`{outcomes.PARENT}` = '{parent_run_id}'"))
+    depths = {r.info.run_id: int(r.data.params.get("depth", "0") or 0) for r in runs}
+    deepest = max(depths.values(), default=0)
+    chosen = [r for r in runs if depths[r.info.run_id] == deepest]
+    return [r.info.run_id for r in sorted(chosen, key=lambda r: r.info.run_name or "")[:most]]
 
 
 class SweepCallback(Callback):
@@ -354,6 +369,10 @@ class SweepCallback(Callback):
             )
             page = tracking.ui_link(info.tracking_uri, experiment, view=view)
             print(f"actstudy: the sweep's runs in the MLflow UI: {page}", file=sys.stderr)
+            deepest = deepest_jobs(client, experiment, info.parent_run_id)
+            if len(deepest) > 1:
+                compare = tracking.compare_link(info.tracking_uri, experiment, deepest)
+                print(f"actstudy: its deepest nets compared: {compare}", file=sys.stderr)
         except Exception as exc:  # only a link: the summary and the exit code matter more
             log.warning("no MLflow UI link for the sweep: %s", exc)
         if failed:

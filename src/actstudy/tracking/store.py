@@ -222,6 +222,13 @@ def ui_link(uri: str, experiment: str, run_id: str | None = None, view: str | No
     return f"{base}/#/experiments/{experiment}/{page}?{shared}{UI_VIEW}"
 
 
+def compare_link(uri: str, experiment: str, run_ids: list[str]) -> str:
+    """Return the MLflow UI address of its compare view of `run_ids`, in the model-training view."""
+    base = ui_link(uri, experiment).split("/#/", 1)[0]
+    runs = ",".join(f'"{run_id}"' for run_id in run_ids)
+    return f'{base}/#/compare-runs?runs=[{runs}]&experiments=["{experiment}"]&{UI_VIEW}'
+
+
 # MLflow 3.17's UI (mlflow/server/js, experiment page "Share"): the view a link opens is an experiment tag
 # `mlflow.sharedViewState.<key>` holding its JSON (search facets and table state such as
 # `selectedColumns`, each column `<params|metrics|tags>.`name``), named by the link's `viewStateShareKey`.
