@@ -61,9 +61,10 @@ GRAD_FIRST_TO_LAST = "grad/first_to_last"  # GRAD_WEIGHT_RMS of layer 1 / that o
 
 # Logged once, when a job ends completed or diverged (at its last step), for the MLflow UI's runs table:
 # its columns show a metric's last value, and a ratio of 1e-5 needs its log10 to be read beside 1.
-SUMMARY_TEST_ACC = "summary/test_acc"  # test accuracy at the best-validation checkpoint, else the final
-SUMMARY_LOG10_FIRST_TO_LAST_0 = "summary/log10_first_to_last_step0"  # log10 grad/first_to_last at step 0
-SUMMARY_LOG10_FIRST_TO_LAST_END = "summary/log10_first_to_last_end"  # the same @end
+SUMMARY = "summary/"  # written by the job as it ends (jobs/job.py), not by the run's metrics writer
+SUMMARY_TEST_ACC = SUMMARY + "test_acc"  # test accuracy at the best-validation checkpoint, else the final
+SUMMARY_LOG10_FIRST_TO_LAST_0 = SUMMARY + "log10_first_to_last_step0"  # log10 grad/first_to_last at step 0
+SUMMARY_LOG10_FIRST_TO_LAST_END = SUMMARY + "log10_first_to_last_end"  # the same @end
 
 _LAYER_KEY = re.compile(r"^(?P<family>.+)/l(?P<layer>\d+)$")
 
