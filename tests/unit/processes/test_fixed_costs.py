@@ -202,22 +202,25 @@ def test_auto_threads_leave_the_cores_other_processes_keep_busy(
 
 
 def test_busy_cores_sees_a_process_that_spins_on_a_core():
-    import multiprocessing as mp
+    import subprocess
+    import sys
+    import time
 
     quiet = distributed.busy_cores(0.5)
-    spinner = mp.get_context("spawn").Process(target=_spin, daemon=True)
-    spinner.start()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        import time
-
-        time.sleep(1.0)  # the child has started and spins
-        busy = distributed.busy_cores(0.5)
+        deadline = time.monotonic() + 30
+        while _cpu_seconds(spinner.pid) < 0.3:  # started and spinning, not still starting up
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        busy = distributed.busy_cores(1.0)
     finally:
-        spinner.terminate()
-        spinner.join()
+        spinner.kill()
+        spinner.wait()
     assert busy >= 0.6 and busy - quiet >= 0.4, (quiet, busy)  # about one more core busy
 
 
-def _spin() -> None:
-    while True:
-        pass
+def _cpu_seconds(pid: int) -> float:
+    """Return the CPU time a process has used (Linux /proc/<pid>/stat: utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
